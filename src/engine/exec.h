@@ -1,0 +1,82 @@
+/* exec.h - runs a graph on oneDNN for one batch size and precision.
+ *
+ * An executor is created once per (graph, batch, precision, mode); it creates
+ * every oneDNN primitive once, plans activation memory by liveness, and is
+ * then run many times. Inputs and outputs cross this boundary as plain fp32
+ * NCHW; inside, layouts are whatever the primitives prefer (blocked, bf16).
+ *
+ * Modes:
+ *  - training = 0: BN uses running statistics, dropout is identity,
+ *    training-only outputs (Inception aux) are not computed.
+ *  - training = 1: BN uses batch statistics (biased variance to normalise)
+ *    and updates the graph's running_mean/var (unbiased variance, momentum)
+ *    and num_batches_tracked in exec_forward.
+ *  - keep_for_backward = 1: activations and workspaces needed by
+ *    exec_backward are kept. Allowed with training = 0 too (Grad-CAM on a
+ *    model in eval mode).
+ *
+ * Precision bf16: fp32 master weights in the graph; the executor converts
+ * them to bf16 for compute, computes activations in bf16 and accumulates
+ * gradients into the graph's fp32 grad buffers. exec_bf16_supported() tells
+ * whether the CPU runs bf16 natively (AVX512-BF16/AMX); if it does not, bf16
+ * still works through oneDNN's emulation or exec_create reports
+ * FA_ERR_UNSUPPORTED with a reason, never garbage.
+ */
+#ifndef FA_EXEC_H
+#define FA_EXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/fa_status.h"
+#include "engine/graph.h"
+
+typedef enum fa_precision { FA_PRECISION_FP32 = 0, FA_PRECISION_BF16 = 1 } fa_precision;
+
+typedef struct exec_options {
+    int batch;
+    fa_precision precision;
+    int training;
+    int keep_for_backward;
+    uint64_t seed; /* dropout RNG */
+} exec_options;
+
+typedef struct fa_exec fa_exec;
+
+/* The graph is borrowed and must outlive the executor; its parameters are read
+ * at every exec_forward (so optimiser updates are seen) and its gradients are
+ * accumulated by exec_backward. */
+fa_status exec_create(fa_exec **out, fa_graph *g, const exec_options *o, fa_error *err);
+void exec_free(fa_exec *e);
+
+/* input: batch x C x H x W fp32 NCHW (the graph's input shape). */
+fa_status exec_forward(fa_exec *e, const float *input, fa_error *err);
+
+/* Copy a computed value (an output or any named/kept value) to dst as fp32
+ * NCHW, batch x C x H x W. Values other than outputs are only available when
+ * requested with exec_keep_value before the first forward, or when
+ * keep_for_backward is set. */
+fa_status exec_read_value(fa_exec *e, graph_value v, float *dst, fa_error *err);
+fa_status exec_read_output(fa_exec *e, const char *name, float *dst, fa_error *err);
+
+/* Backward from the given output gradients (fp32 NCHW, one per named output;
+ * a NULL entry means zero). Accumulates (+=) into the graph's grad buffers.
+ * Requires keep_for_backward. */
+fa_status exec_backward(fa_exec *e, int n, const char *const *output_names,
+                        const float *const *output_grads, fa_error *err);
+
+/* Request that the gradient with respect to value v be kept by the next
+ * exec_backward (Grad-CAM), then read it as fp32 NCHW. */
+fa_status exec_keep_value_grad(fa_exec *e, graph_value v, fa_error *err);
+fa_status exec_read_value_grad(fa_exec *e, graph_value v, float *dst, fa_error *err);
+
+/* Bytes of activation, workspace and scratch memory held by the executor. */
+size_t exec_memory_bytes(const fa_exec *e);
+
+/* 1 if the CPU has native bf16 (AVX512-BF16 or AMX) as oneDNN sees it. */
+int exec_bf16_supported(void);
+
+/* Number of OpenMP threads oneDNN uses (0 = leave the default). */
+void exec_set_threads(int n);
+
+#endif
