@@ -28,9 +28,12 @@ CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/cli/*.c))
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/common/*.c))
+# Helper programs that integration tests drive with arguments (not run alone).
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all test check fuzz clean bench
-all: $(BUILD)/freeair $(TEST_BIN)
+all: $(BUILD)/freeair $(TEST_BIN) $(TOOL_BIN)
 
 $(BUILD)/libfreeair.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -40,6 +43,10 @@ $(BUILD)/freeair: $(CLI_OBJ) $(BUILD)/libfreeair.a
 	$(CXX) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libfreeair.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_COMMON) $(BUILD)/libfreeair.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(TEST_COMMON) $(BUILD)/libfreeair.a $(LDFLAGS) $(LDLIBS) -lstdc++
+
+$(BUILD)/tools/%: tests/tools/%.c $(TEST_COMMON) $(BUILD)/libfreeair.a
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(TEST_COMMON) $(BUILD)/libfreeair.a $(LDFLAGS) $(LDLIBS) -lstdc++
 
