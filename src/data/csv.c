@@ -31,8 +31,9 @@ typedef struct csv_row {
     int n, cap;
 } csv_row;
 
+/* 1 ok, 0 out of memory, -1 more than CSV_MAX_COLS fields. */
 static int row_push(csv_row *r, csv_buf *field) {
-    if (r->n >= CSV_MAX_COLS) return 0;
+    if (r->n >= CSV_MAX_COLS) return -1;
     if (r->n == r->cap) {
         int cap = r->cap ? r->cap * 2 : 16;
         char **c = realloc(r->cells, (size_t)cap * sizeof *c);
@@ -98,6 +99,11 @@ static fa_status table_add_row(csv_table *t, csv_row *row, int *rows_cap, const 
         }
     }
     if (t->n_rows == *rows_cap) {
+        if (*rows_cap > (1 << 29)) {
+            row->n = t->n_cols;
+            row_free(row);
+            return fa_error_set(err, FA_ERR_FORMAT, "%s: line %d: more than 2^30 rows", name, line);
+        }
         int cap = *rows_cap ? *rows_cap * 2 : 64;
         char ***rows = realloc(t->rows, (size_t)cap * sizeof *rows);
         if (!rows) {
@@ -154,13 +160,17 @@ fa_status csv_parse(const char *name, const char *data, size_t len, csv_table *o
             was_quoted = 1;
             row_has_content = 1;
         } else if (ch == ',') {
-            if (!row_push(&row, &field)) goto toolong;
+            int pr = row_push(&row, &field);
+            if (pr < 0) goto toolong;
+            if (pr == 0) goto oom;
             was_quoted = 0;
             row_has_content = 1;
         } else if (ch == '\r' || ch == '\n') {
             if (ch == '\r' && i + 1 < len && data[i + 1] == '\n') i++;
             if (row_has_content || field.len > 0) {
-                if (!row_push(&row, &field)) goto toolong;
+                int pr = row_push(&row, &field);
+                if (pr < 0) goto toolong;
+                if (pr == 0) goto oom;
                 st = table_add_row(out, &row, &rows_cap, name, row_line, err);
                 if (st != FA_OK) goto fail;
             }
@@ -256,6 +266,11 @@ void csv_write_field(FILE *f, const char *s) {
 }
 
 void csv_write_row(FILE *f, int n, const char *const *fields) {
+    /* A lone empty field would be a blank line, which readers skip: quote it. */
+    if (n == 1 && (!fields[0] || !fields[0][0])) {
+        fputs("\"\"\n", f);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         if (i) fputc(',', f);
         csv_write_field(f, fields[i]);

@@ -37,7 +37,8 @@ const char *csv_cell(const csv_table *t, int row, int col);
 /* Write one field, quoted when it contains a comma, quote, CR or LF or starts
  * or ends with a space. */
 void csv_write_field(FILE *f, const char *s);
-/* Write n fields and a "\n" (RFC 4180 allows LF; freeair writes LF). */
+/* Write n fields and a "\n" (RFC 4180 allows LF; freeair writes LF). A row
+ * of one empty field is written as "" so that readers do not skip it. */
 void csv_write_row(FILE *f, int n, const char *const *fields);
 
 #endif
