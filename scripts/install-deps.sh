@@ -11,7 +11,7 @@ packages=(
   # engine
   libdnnl-dev
   # data: DICOM (DCMTK + its tools), JPEG 2000, PNG/JPEG, zlib
-  libdcmtk-dev dcmtk libopenjp2-7-dev libpng-dev libjpeg-dev zlib1g-dev libcharls-dev
+  libdcmtk-dev dcmtk libopenjp2-7-dev libpng-dev libjpeg-dev zlib1g-dev libcharls-dev libsndfile1-dev
   # storage, scale-out, service
   libsqlite3-dev sqlite3 libopenmpi-dev openmpi-bin libmicrohttpd-dev libssl-dev
   # independent references used by the tests (PyTorch, GDCM/pydicom, scikit-learn, R pROC)
