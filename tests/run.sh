@@ -15,6 +15,8 @@ export REF_PYTHON="${REF_PYTHON:-/usr/bin/python3}"
 # Two cores: keep oneDNN/OpenMP and OpenBLAS from oversubscribing them.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 export OPENBLAS_NUM_THREADS=1
+# Spinning OpenMP workers starve the other processes of a shared 2-core box.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 filter="${FREEAIR_TESTS:-}"
 logdir="$FREEAIR_BUILD/test-logs"
 mkdir -p "$logdir"
