@@ -54,10 +54,15 @@ fa_status exec_forward(fa_exec *e, const float *input, fa_error *err);
 
 /* Copy a computed value (an output or any named/kept value) to dst as fp32
  * NCHW, batch x C x H x W. Values other than outputs are only available when
- * requested with exec_keep_value before the first forward, or when
- * keep_for_backward is set. */
+ * requested with exec_keep_value, or, with keep_for_backward, when they are
+ * named (graph_set_name); others give FA_ERR_NOT_FOUND (their memory is
+ * reused). */
 fa_status exec_read_value(fa_exec *e, graph_value v, float *dst, fa_error *err);
 fa_status exec_read_output(fa_exec *e, const char *name, float *dst, fa_error *err);
+/* Keep value v alive after each forward so that exec_read_value can read it
+ * (named values of a keep_for_backward executor are kept anyway). Called
+ * after a forward, it takes effect from the next exec_forward. */
+fa_status exec_keep_value(fa_exec *e, graph_value v, fa_error *err);
 
 /* Backward from the given output gradients (fp32 NCHW, one per named output;
  * a NULL entry means zero). Accumulates (+=) into the graph's grad buffers.
