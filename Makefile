@@ -12,7 +12,7 @@ CC       ?= cc
 CXX      ?= c++
 OPT      ?= -O2
 SAN      ?=
-PKGS     := dcmtk libopenjp2 libpng libjpeg sqlite3 zlib
+PKGS     := dcmtk libopenjp2 libpng libjpeg sqlite3 zlib libmicrohttpd ompi-c
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS += -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -fopenmp $(SAN)

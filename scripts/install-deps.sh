@@ -13,7 +13,7 @@ packages=(
   # data: DICOM (DCMTK + its tools), JPEG 2000, PNG/JPEG, zlib
   libdcmtk-dev dcmtk libopenjp2-7-dev libpng-dev libjpeg-dev zlib1g-dev libcharls-dev libsndfile1-dev
   # storage, scale-out, service
-  libsqlite3-dev sqlite3 libopenmpi-dev openmpi-bin libmicrohttpd-dev libssl-dev
+  libsqlite3-dev sqlite3 libopenmpi-dev openmpi-bin libmicrohttpd-dev libssl-dev openssl
   # independent references used by the tests (PyTorch, GDCM/pydicom, scikit-learn, R pROC)
   python3 python3-numpy python3-torch python3-torchvision python3-pydicom python3-gdcm
   python3-sklearn python3-pil r-base-core r-cran-proc dicom3tools

@@ -180,6 +180,10 @@ typedef struct dicom_net_scp_opts {
     const char *const *sop_classes; /* storage SOP classes negotiated (borrowed) */
     int n_sop_classes;
     const char *spool_dir;    /* existing folder for partial files (same file system as the store) */
+    /* TLS (DCMTK dcmtls, BCP 195 profile) with required client certificates
+     * signed by tls_ca: all three PEM files set, or all NULL for plain TCP.
+     * The private key must not be encrypted. */
+    const char *tls_key, *tls_cert, *tls_ca;
     dicom_net_accept_fn on_accept;
     dicom_net_store_fn on_store;
     dicom_net_log_fn on_log;  /* may be NULL */
