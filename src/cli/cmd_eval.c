@@ -16,7 +16,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: freeair eval --predictions FILE.csv [options]\n"
-            "       freeair eval --model CKPT... --manifest M [options]   (needs the engine scorer)\n"
+            "       freeair eval --model CKPT... --manifest M [options]\n"
             "\n"
             "Input columns: id, patient_id, label (0/1), score (higher = more likely free air),\n"
             "optional model (several models -> paired comparisons), optional split, any others.\n"
@@ -25,10 +25,14 @@ static void usage(FILE *f) {
             "\n"
             "options:\n"
             "  --predictions FILE     scored rows (with a split column: val and test rows)\n"
+            "  --model CKPT           checkpoint file or run folder of `freeair train` (repeatable:\n"
+            "                         several models -> paired comparisons); needs --manifest\n"
+            "  --manifest M           manifest (path, label, split, patient_id, ...): its val and\n"
+            "                         test rows with status ok are scored; all its columns are kept\n"
             "  --val-predictions FILE validation rows, when the predictions file has no split column\n"
             "  --group-by COL[,COL]   subgroup columns (repeatable), e.g. unit,manufacturer\n"
             "  --val-split NAME       split value of validation rows (default val)\n"
-            "  --test-split NAME      split value of test rows (default test)\n"
+            "  --test-split NAME      split value of test rows (default test; also --split)\n"
             "  -o, --out RUN_DIR      output directory (default freeair-eval)\n"
             "  --bootstrap B          patient-level bootstrap replicates (default 2000; 0 = off)\n"
             "  --seed N               bootstrap seed (default 1)\n"
@@ -198,6 +202,7 @@ int cmd_eval(int argc, char **argv) {
     }
     o.group_by = groups;
     o.n_group_by = n_groups;
+    o.progress = !quiet;
 
     eval_dataset ds;
     memset(&ds, 0, sizeof ds);

@@ -599,16 +599,3 @@ fa_status eval_run(const eval_dataset *ds, const eval_options *o, eval_result *r
     if (st != FA_OK) eval_result_free(res);
     return st;
 }
-
-fa_status eval_score_checkpoints(eval_dataset *ds, const char *const *checkpoint, int n_checkpoint,
-                                 const char *manifest, const eval_options *o, fa_error *err) {
-    (void)ds;
-    (void)n_checkpoint;
-    (void)o;
-    return fa_error_set(err, FA_ERR_UNSUPPORTED,
-                        "%s: scoring with a checkpoint is not available in this build yet; score the "
-                        "images with `freeair predict --model %s %s` and pass the CSV with --predictions",
-                        checkpoint && n_checkpoint > 0 ? checkpoint[0] : "--model",
-                        checkpoint && n_checkpoint > 0 ? checkpoint[0] : "CKPT",
-                        manifest ? manifest : "MANIFEST");
-}

@@ -43,6 +43,7 @@ typedef struct eval_options {
     double dca_from, dca_to, dca_step; /* decision-curve grid (0.01..0.99 by 0.01) */
     size_t mcnemar_exact_below; /* exact McNemar when b + c < this (25) */
     int hist_bins;          /* score-distribution bins (20) */
+    int progress;           /* scoring: progress line on stderr when it is a terminal (0) */
 } eval_options;
 
 void eval_options_default(eval_options *o);
@@ -226,10 +227,20 @@ fa_status eval_write_misclassified_csv(const char *path, const eval_dataset *ds,
 void eval_print_summary(FILE *f, const eval_dataset *ds, const eval_options *o,
                         const eval_result *res);
 
-/* Scoring images with a checkpoint (`freeair eval --model CKPT --manifest
- * M`) fills ds through eval_dataset_add. Until the engine-backed scorer
- * lands this returns FA_ERR_UNSUPPORTED with a message that says how to
- * score with `freeair predict` and pass --predictions instead. */
+/* Scoring images with checkpoints (`freeair eval --model CKPT... --manifest
+ * M`, src/eval/eval_score.c): initialises ds (call eval_dataset_free in every
+ * case) and fills it with one model per checkpoint (a file or a run folder,
+ * as `freeair predict --model`; the same preprocessing, batch of 8 and fp32,
+ * so the scores equal predict's), scoring the manifest rows whose split is
+ * o->val_split or o->test_split and whose status (when the column exists) is
+ * ok. id = the path cell as written, patient_id, label and the group-by
+ * columns from the manifest; every other manifest column is kept for the
+ * predictions output. A model is named by its architecture, or by its run
+ * folder when several checkpoints share one. Images that cannot be decoded
+ * are left out with a warning. Errors (one line naming the file): manifest
+ * without path/split/label, a bad label, no test rows, a missing group-by
+ * column, an unloadable checkpoint, a checkpoint given twice.
+ */
 fa_status eval_score_checkpoints(eval_dataset *ds, const char *const *checkpoint, int n_checkpoint,
                                  const char *manifest, const eval_options *o, fa_error *err);
 

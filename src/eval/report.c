@@ -78,6 +78,8 @@ typedef struct report_ctx {
     int have_miss;
     cam_img *cam;
     size_t n_cam, cam_skipped;
+    jsonv loc; /* cam/localisation.json (freeair.cam.localisation/1) */
+    int have_loc;
     text_file *cfg;
     size_t n_cfg;
 } report_ctx;
@@ -242,6 +244,7 @@ static void ctx_free(report_ctx *c) {
         free(c->cam[i].b64);
     }
     free(c->cam);
+    if (c->have_loc) jsonv_free(&c->loc);
     for (size_t i = 0; i < c->n_cfg; i++) {
         free(c->cfg[i].name);
         free(c->cfg[i].text);
@@ -465,6 +468,24 @@ static fa_status load_cam(report_ctx *c, fa_error *err) {
     if (!d) {
         if (c->o->cam_dir) return fa_error_set(err, FA_ERR_NOT_FOUND, "%s: %s", dir, strerror(errno));
         return FA_OK;
+    }
+    /* Localisation scores of `freeair cam` (docs/gradcam.md): a file that is
+     * there but unreadable is an error, not a silently missing table. */
+    char lpath[4300];
+    path_join(lpath, sizeof lpath, dir, "localisation.json");
+    if (file_exists(lpath)) {
+        fa_status st = jsonv_read_file(lpath, &c->loc, err);
+        if (st != FA_OK) {
+            closedir(d);
+            return st;
+        }
+        c->have_loc = 1;
+        if (strcmp(S(&c->loc, "schema", ""), "freeair.cam.localisation/1") || !J(&c->loc, "models")) {
+            closedir(d);
+            return fa_error_set(err, FA_ERR_FORMAT,
+                                "%s: not a freeair localisation file (schema 'freeair.cam.localisation/1' with models)",
+                                lpath);
+        }
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -1430,6 +1451,59 @@ static void html_errors(FILE *f, const report_ctx *c) {
     fputs("</tbody></table></section>\n", f);
 }
 
+/* One row of the localisation table: a cell of localisation.json. */
+static void loc_row(FILE *f, const char *model, const char *group, const jsonv *cell) {
+    fputs("<tr>", f);
+    td_text(f, model);
+    td_text(f, group);
+    td_int(f, jsonv_get(cell, "n"));
+    td_int(f, jsonv_get(cell, "hits"));
+    double n = N(cell, "n");
+    td_ci(f, N(cell, "pointing_game"), J(cell, "pointing_game_ci"),
+          !(n > 0) ? "no image with a truth region" : NULL);
+    td_num(f, N(cell, "mass_inside_mean"), "%.3f");
+    td_num(f, N(cell, "mass_inside_median"), "%.3f");
+    td_int(f, jsonv_get(cell, "zero_maps"));
+    fputs("</tr>", f);
+}
+
+/* Pointing game and CAM mass inside the truth region, by model and
+ * subgroup (cam/localisation.json), under the gallery. */
+static void html_localisation(FILE *f, const report_ctx *c) {
+    if (!c->have_loc) return;
+    const jsonv *models = J(&c->loc, "models");
+    fputs("<h3 id=\"localisation\">Grad-CAM localisation</h3><p class=\"muted\">", f);
+    fputs("Only images with a known free-air region count. Pointing game: the map's peak lies in the region ", f);
+    double tol = N(&c->loc, "tolerance_fraction");
+    if (!isnan(tol)) fprintf(f, "(or within %.3g &times; the image's longer side of it) ", tol);
+    fputs("&mdash; share of hits with its Wilson 95% CI. Mass inside: the share of the map's sum inside the region. "
+          "Layer <code>", f);
+    esc(f, S(&c->loc, "layer", "?"));
+    fputs("</code>, method <code>", f);
+    esc(f, S(&c->loc, "method", "?"));
+    fputs("</code>.</p>", f);
+    if (!jsonv_len(models)) {
+        fputs("<p class=\"note\">localisation.json lists no model.</p>", f);
+        return;
+    }
+    fputs("<table class=\"loc\"><thead><tr><th>Model</th><th>Subgroup</th><th>Images</th><th>Hits</th>"
+          "<th>Pointing game</th><th>Mass inside (mean)</th><th>Mass inside (median)</th><th>Zero maps</th>"
+          "</tr></thead><tbody>", f);
+    for (size_t i = 0; i < jsonv_len(models); i++) {
+        const jsonv *m = jsonv_at(models, i);
+        const char *name = S(m, "name", "model");
+        loc_row(f, name, "all", jsonv_get(m, "overall"));
+        const jsonv *subs = jsonv_get(m, "subgroups");
+        for (size_t k = 0; k < jsonv_len(subs); k++) {
+            const jsonv *sg = jsonv_at(subs, k);
+            char group[512];
+            snprintf(group, sizeof group, "%s = %s", S(sg, "column", "?"), display_value(S(sg, "value", "")));
+            loc_row(f, name, group, sg);
+        }
+    }
+    fputs("</tbody></table>", f);
+}
+
 static void html_gallery(FILE *f, const report_ctx *c) {
     fputs("<section id=\"gallery\"><h2>Grad-CAM gallery</h2>", f);
     if (!c->n_cam) {
@@ -1450,6 +1524,7 @@ static void html_gallery(FILE *f, const report_ctx *c) {
     if (c->cam_skipped)
         fprintf(f, "<p class=\"note\">%zu image(s) left out (not PNG, larger than 8 MiB, or beyond the first %d).</p>",
                 c->cam_skipped, c->o->max_cam);
+    html_localisation(f, c);
     fputs("</section>\n", f);
 }
 
@@ -1653,6 +1728,12 @@ static void write_json(const report_ctx *c, FILE *f) {
         jsonw_end(&w);
     }
     jsonw_end(&w);
+    if (c->have_loc) {
+        jsonw_raw(&w, "localisation");
+        jsonv_write(f, &c->loc, 0);
+    } else {
+        jsonw_null(&w, "localisation");
+    }
     jsonw_array(&w, "config_files");
     for (size_t i = 0; i < c->n_cfg; i++) jsonw_str(&w, NULL, c->cfg[i].name);
     jsonw_end(&w);

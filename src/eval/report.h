@@ -15,6 +15,11 @@
  *   misclassified.csv  optional: highest-confidence errors
  *   cam/NAME.png       optional Grad-CAM gallery (cam/index.csv with file,
  *                      caption columns, if present, gives the captions)
+ *   cam/localisation.json  optional `freeair cam` localisation summary
+ *                      (freeair.cam.localisation/1): pointing game with
+ *                      Wilson CIs and CAM mass inside the truth region by
+ *                      model and subgroup, tabled under the gallery and
+ *                      copied into report.json; another schema is an error
  *   config*.{json,txt,ini,toml,cfg,yaml}  optional, shown verbatim
  * Whatever is absent is said to be absent; nothing else fails.
  * docs/metrics.md documents the inputs and report.json.

@@ -22,6 +22,10 @@ ckpt="$tmp/ref/model.safetensors"
   --manifest "$tmp/cohort/manifest.csv" --per-category 2 --all-positives -o "$tmp/run/cam"
 "$FREEAIR_BIN" report "$tmp/run" -o "$tmp/run/report.html" --json "$tmp/run/report.json" >/dev/null
 "$REF_PYTHON" "$ref" check-gallery "$tmp/run" "$tmp/cohort/manifest.csv" 2
+# the report tables cam's localisation summary and copies it into report.json
+grep -q '<h3 id="localisation">' "$tmp/run/report.html" || { echo "FAIL: no localisation table in the report"; exit 1; }
+"$REF_PYTHON" -c 'import json, sys; assert json.load(open(sys.argv[1]))["localisation"] == json.load(open(sys.argv[2]))' \
+  "$tmp/run/report.json" "$tmp/run/cam/localisation.json"
 
 # Single-image mode over a manifest: overlays for every row, localisation
 # wherever a mask exists; Grad-CAM++ and the turbo colormap on the way.

@@ -56,7 +56,21 @@ expect 1 "missing.csv" -- --predictions "$tmp/missing.csv" -o "$tmp/o"
 expect 1 "ragged.csv" -- --predictions "$tmp/ragged.csv" -o "$tmp/o"
 expect 1 "badquote.csv" -- --predictions "$tmp/badquote.csv" -o "$tmp/o"
 expect 1 "unknown primary operating point 'median'" -- --predictions "$tmp/ok.csv" --primary median -o "$tmp/o"
-expect 1 "not available in this build yet" -- --model ckpt.safetensors --manifest m.csv
+# scoring with checkpoints (--model/--manifest): manifest and checkpoint errors
+printf 'path,label\na.png,1\n' >"$tmp/nosplit.csv"
+printf 'path,label,split\na.png,1,test\nb.png,maybe,test\n' >"$tmp/badlabel.csv"
+printf 'path,label,split\na.png,1,train\n' >"$tmp/notest.csv"
+printf 'path,label,split,status\na.png,1,test,ok\n' >"$tmp/okm.csv"
+expect 1 "nom.csv: No such file" -- --model "$tmp/ckpt.safetensors" --manifest "$tmp/nom.csv" -o "$tmp/o"
+expect 1 "nosplit.csv: no 'split' column" -- --model "$tmp/ckpt.safetensors" --manifest "$tmp/nosplit.csv" -o "$tmp/o"
+expect 1 "badlabel.csv: line 3: label is not 0 or 1" -- --model "$tmp/ckpt.safetensors" --manifest "$tmp/badlabel.csv" -o "$tmp/o"
+expect 1 "notest.csv: no usable rows with split 'test'" -- --model "$tmp/ckpt.safetensors" --manifest "$tmp/notest.csv" -o "$tmp/o"
+expect 1 "okm.csv: no column 'site' to group by" -- --model "$tmp/ckpt.safetensors" --manifest "$tmp/okm.csv" --group-by site -o "$tmp/o"
+expect 1 "nockpt.safetensors: No such file" -- --model "$tmp/nockpt.safetensors" --manifest "$tmp/okm.csv" -o "$tmp/o"
+expect 1 "ok.csv: checkpoint given twice" -- --model "$tmp/ok.csv" --model "$tmp/ok.csv" --manifest "$tmp/okm.csv" -o "$tmp/o"
+expect 1 "ok.csv: header length" -- --model "$tmp/ok.csv" --manifest "$tmp/okm.csv" -o "$tmp/o"
+expect 2 "--model and --manifest go together" -- --model "$tmp/ckpt.safetensors" -o "$tmp/o"
+expect 2 "either --predictions or --model" -- --model "$tmp/ckpt.safetensors" --manifest "$tmp/okm.csv" --predictions "$tmp/ok.csv"
 expect 1 "Is a directory\|not a directory\|File exists" -- --predictions "$tmp/ok.csv" -o "$tmp/ok.csv"
 expect 2 "usage: freeair eval" --
 expect 2 "unknown option '--frobnicate'" -- --frobnicate 1
