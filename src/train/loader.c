@@ -75,6 +75,7 @@ struct loader {
     /* current pass */
     int active;
     int *order, n_order;
+    int *aug_pos; /* global position of each order entry (augmentation key), or NULL */
     int *unit_start, *unit_size, n_units; /* unit_start: position of first sample */
     int augment, epoch;
     int next_claim, next_consume;
@@ -130,7 +131,8 @@ static fa_status fetch_image(loader *l, int idx, fa_image *out, int *owned, fa_e
     return FA_OK;
 }
 
-static fa_status fill_unit(loader *l, loader_unit *u, int augment, int epoch, const int *order, fa_error *err) {
+static fa_status fill_unit(loader *l, loader_unit *u, int augment, int epoch, const int *order, const int *aug_pos,
+                           fa_error *err) {
     for (int i = 0; i < u->n; i++) {
         int pos = u->position + i;
         int idx = order[pos];
@@ -143,7 +145,7 @@ static fa_status fill_unit(loader *l, loader_unit *u, int augment, int epoch, co
         float *dst = u->x + (size_t)i * l->sample_floats;
         if (augment) {
             aug_rng r;
-            aug_rng_seed(&r, l->o.cfg->seed, AUG_STREAM_AUGMENT, (uint64_t)epoch, (uint64_t)pos);
+            aug_rng_seed(&r, l->o.cfg->seed, AUG_STREAM_AUGMENT, (uint64_t)epoch, (uint64_t)(aug_pos ? aug_pos[pos] : pos));
             aug_params p;
             aug_sample(l->o.cfg, &r, &p);
             fa_image a;
@@ -178,10 +180,10 @@ static void *worker_main(void *arg) {
         s->unit.position = l->unit_start[k];
         l->n_filling++;
         int augment = l->augment, epoch = l->epoch;
-        const int *order = l->order;
+        const int *order = l->order, *aug_pos = l->aug_pos;
         pthread_mutex_unlock(&l->mu);
         fa_error_clear(&s->err);
-        fa_status st = fill_unit(l, &s->unit, augment, epoch, order, &s->err);
+        fa_status st = fill_unit(l, &s->unit, augment, epoch, order, aug_pos, &s->err);
         pthread_mutex_lock(&l->mu);
         s->state = st == FA_OK ? SLOT_READY : SLOT_FAILED;
         l->n_filling--;
@@ -193,6 +195,8 @@ static void *worker_main(void *arg) {
 
 static void pass_clear(loader *l) {
     free(l->order);
+    free(l->aug_pos);
+    l->aug_pos = NULL;
     free(l->unit_start);
     free(l->unit_size);
     l->order = l->unit_start = l->unit_size = NULL;
@@ -283,6 +287,11 @@ void loader_free(loader *l) {
 
 fa_status loader_begin(loader *l, const int *order, int n_order, const int *unit_sizes, int n_units, int first_unit,
                        int augment, int epoch, fa_error *err) {
+    return loader_begin_mapped(l, order, n_order, unit_sizes, n_units, first_unit, augment, epoch, NULL, err);
+}
+
+fa_status loader_begin_mapped(loader *l, const int *order, int n_order, const int *unit_sizes, int n_units,
+                              int first_unit, int augment, int epoch, const int *aug_pos, fa_error *err) {
     loader_end(l);
     long long total = 0;
     for (int i = 0; i < n_units; i++) {
@@ -306,6 +315,15 @@ fa_status loader_begin(loader *l, const int *order, int n_order, const int *unit
         return fa_error_set(err, FA_ERR_NOMEM, "loader: out of memory");
     }
     memcpy(l->order, order, (size_t)n_order * sizeof *order);
+    if (aug_pos) {
+        l->aug_pos = fa_malloc_array((size_t)(n_order ? n_order : 1), sizeof *l->aug_pos);
+        if (!l->aug_pos) {
+            pass_clear(l);
+            pthread_mutex_unlock(&l->mu);
+            return fa_error_set(err, FA_ERR_NOMEM, "loader: out of memory");
+        }
+        memcpy(l->aug_pos, aug_pos, (size_t)n_order * sizeof *aug_pos);
+    }
     int pos = 0;
     for (int i = 0; i < n_units; i++) {
         l->unit_start[i] = pos;

@@ -55,6 +55,14 @@ void loader_free(loader *l);
 fa_status loader_begin(loader *l, const int *order, int n_order, const int *unit_sizes, int n_units, int first_unit,
                        int augment, int epoch, fa_error *err);
 
+/* loader_begin for one rank's share of a data-parallel pass (dist.h):
+ * order holds only this rank's samples, and aug_pos[i] (n_order entries,
+ * copied; NULL = i) is the position of order[i] in the global pass, which
+ * keys its augmentation stream - so every sample gets the same augmentation
+ * whatever the number of ranks. */
+fa_status loader_begin_mapped(loader *l, const int *order, int n_order, const int *unit_sizes, int n_units,
+                              int first_unit, int augment, int epoch, const int *aug_pos, fa_error *err);
+
 /* Wait for the next unit of the pass. *u stays valid until loader_release.
  * A worker's failure (unreadable image, ...) comes back here, naming the
  * file. FA_ERR_ARG when the pass has no more units. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fa_progress.h"
 #include "engine/exec.h"
@@ -19,11 +20,15 @@
 #include "train/augment.h"
 #include "train/ckpt.h"
 #include "train/dataset.h"
+#include "train/dist.h"
 #include "train/loader.h"
 #include "train/lrsched.h"
 #include "train/trainstep.h"
 
 #define PATH_CAP 4096
+/* BatchNorm momentum of every torchvision model (the graph does not expose
+ * it); used to compose the ranks' running-statistics updates (dist.h). */
+#define TRAINER_BN_MOMENTUM 0.1
 
 fa_status trainer_resume_config(const train_config *stored, const train_config *user, const int *given,
                                 const char *ckpt_path, train_config *out, fa_error *err) {
@@ -118,6 +123,12 @@ typedef struct trainer {
     unsigned char *val_label;
     fa_progress prog;
     char prog_label[256];
+    /* data parallelism (dist.h): this rank's share of each global batch */
+    dist *d;
+    int rank, nranks;
+    int *rorder, *rpos; /* this rank's samples of the epoch and their global positions */
+    int n_rank;         /* entries of rorder */
+    int *rank_units;    /* micro-batches of each rank in the current step */
 } trainer;
 
 static void trainer_cleanup(trainer *t) {
@@ -135,9 +146,14 @@ static void trainer_cleanup(trainer *t) {
     free(t->batch_first_unit);
     free(t->val_prob);
     free(t->val_label);
+    free(t->rorder);
+    free(t->rpos);
+    free(t->rank_units);
 }
 
+/* Rank 0 writes; every rank learns whether it worked (collective). */
 static fa_status save_ckpt(trainer *t, const char *path, const char *kind, fa_error *err) {
+    if (t->rank != 0) return dist_agree(t->d, FA_OK, "checkpoint writing", err);
     fa_status st = ckpt_save(path, t->g, t->opt, t->c, &t->s, kind, aug_preprocessing_desc(), t->manifest_sha, err);
     if (st == FA_OK) {
         fa_jsonl_begin(&t->log, "checkpoint");
@@ -148,7 +164,7 @@ static fa_status save_ckpt(trainer *t, const char *path, const char *kind, fa_er
         fa_jsonl_int(&t->log, "global_step", t->s.global_step);
         fa_jsonl_end(&t->log);
     }
-    return st;
+    return dist_agree(t->d, st, "checkpoint writing", err);
 }
 
 /* Stop on a non-finite value: log it and leave the last checkpoint alone. */
@@ -168,45 +184,71 @@ static fa_status numeric_stop(trainer *t, int epoch, int step, double lr, const 
                         t->out, what, epoch + 1, step + 1, lr, last);
 }
 
+/* Rank r's contiguous slice [*off, *off + *len) of a global batch of bn
+ * images: sizes differ by at most one, the larger ones first. */
+static void rank_slice(int bn, int nranks, int r, int *off, int *len) {
+    int q = bn / nranks, rem = bn % nranks;
+    *len = q + (r < rem);
+    *off = r * q + (r < rem ? r : rem);
+}
+
 /* Plan the units (micro-batches) of an epoch: returns the number of
- * optimiser steps, fills t->units and t->batch_first_unit (nb + 1 entries). */
-static int plan_epoch(trainer *t, int n, int *n_used, int *n_units) {
+ * optimiser steps, fills t->units and t->batch_first_unit (nb + 1 entries)
+ * for this rank's slices and, when order is given, t->rorder/t->rpos/t->n_rank.
+ * With one rank the slice is the whole batch. */
+static int plan_epoch(trainer *t, int n, const int *order, int *n_used, int *n_units) {
     const int B = t->c->batch_size;
     int nb = t->c->drop_last ? n / B : (n + B - 1) / B;
-    int k = 0;
+    int k = 0, p = 0;
     for (int b = 0; b < nb; b++) {
         int bn = n - b * B < B ? n - b * B : B;
+        int off, len;
+        rank_slice(bn, t->nranks, t->rank, &off, &len);
         t->batch_first_unit[b] = k;
-        k += trainstep_split(bn, t->micro, t->units + k);
+        k += trainstep_split(len, t->micro, t->units + k);
+        for (int i = 0; order && i < len; i++, p++) {
+            t->rpos[p] = b * B + off + i;
+            t->rorder[p] = order[b * B + off + i];
+        }
     }
+    if (order) t->n_rank = p;
     t->batch_first_unit[nb] = k;
     *n_units = k;
     *n_used = t->c->drop_last ? nb * B : n;
     return nb;
 }
 
+/* Each rank scores a contiguous share of the validation images; the logits
+ * are gathered so that every rank computes the same loss, AUC and threshold. */
 static fa_status validate(trainer *t, double *loss, double *auc, double *thr, fa_error *err) {
-    const int n = t->val.n;
+    const int n = t->val.n, N = t->nranks;
     int n_units = 0;
+    const int lo = (int)((int64_t)n * t->rank / N), hi = (int)((int64_t)n * (t->rank + 1) / N), nm = hi - lo;
     int *sizes = fa_malloc_array((size_t)n / (size_t)t->infer_batch + 2, sizeof *sizes);
-    int *ord = fa_malloc_array((size_t)n, sizeof *ord);
+    int *ord = fa_malloc_array((size_t)n, sizeof *ord), *counts = fa_malloc_array((size_t)N, sizeof *counts);
     float *logits = fa_malloc_array((size_t)n, sizeof *logits), *targets = fa_malloc_array((size_t)n, sizeof *targets);
+    float *ml = fa_malloc_array((size_t)nm + 1, sizeof *ml), *mt = fa_malloc_array((size_t)nm + 1, sizeof *mt);
     fa_status st = FA_OK;
-    if (!sizes || !ord || !logits || !targets) st = fa_error_set(err, FA_ERR_NOMEM, "validation: out of memory");
+    if (!sizes || !ord || !counts || !logits || !targets || !ml || !mt)
+        st = fa_error_set(err, FA_ERR_NOMEM, "validation: out of memory");
     if (st == FA_OK) {
-        for (int i = 0; i < n; i++) ord[i] = i;
-        n_units = trainstep_split(n, t->infer_batch, sizes);
-        st = loader_begin(t->lval, ord, n, sizes, n_units, 0, 0, 0, err);
+        for (int i = 0; i < nm; i++) ord[i] = lo + i;
+        for (int r = 0; r < N; r++) counts[r] = (int)((int64_t)n * (r + 1) / N - (int64_t)n * r / N);
+        n_units = trainstep_split(nm, t->infer_batch, sizes);
+        st = loader_begin(t->lval, ord, nm, sizes, n_units, 0, 0, 0, err);
     }
     for (int u = 0; st == FA_OK && u < n_units; u++) {
         const loader_unit *lu;
         st = loader_next(t->lval, &lu, err);
-        if (st == FA_OK) st = trainstep_infer(t->ts, lu->x, lu->n, logits + lu->position, err);
+        if (st == FA_OK) st = trainstep_infer(t->ts, lu->x, lu->n, ml + lu->position, err);
         if (st == FA_OK)
-            for (int i = 0; i < lu->n; i++) targets[lu->position + i] = lu->y[i];
+            for (int i = 0; i < lu->n; i++) mt[lu->position + i] = lu->y[i];
         loader_release(t->lval);
     }
     loader_end(t->lval);
+    if (N > 1) st = dist_agree(t->d, st, "validation", err);
+    if (st == FA_OK) st = dist_allgather_floats(t->d, ml, nm, counts, logits, err);
+    if (st == FA_OK) st = dist_allgather_floats(t->d, mt, nm, counts, targets, err);
     if (st == FA_OK) st = optim_bce_with_logits(logits, targets, n, t->pos_weight, loss, NULL, err);
     if (st == FA_OK) {
         for (int i = 0; i < n; i++) {
@@ -218,8 +260,11 @@ static fa_status validate(trainer *t, double *loss, double *auc, double *thr, fa
     if (st == FA_OK) st = lock_threshold(t->c->operating_point, t->val_prob, t->val_label, (size_t)n, thr, err);
     free(sizes);
     free(ord);
+    free(counts);
     free(logits);
     free(targets);
+    free(ml);
+    free(mt);
     return st;
 }
 
@@ -233,6 +278,12 @@ static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err)
     if (!model_is_known(c->arch))
         return fa_error_set(err, FA_ERR_ARG, "key 'arch': unknown architecture '%s' (known: %s)", c->arch,
                             model_arch_list());
+    if (c->sync_bn && t->nranks > 1)
+        return fa_error_set(err, FA_ERR_UNSUPPORTED,
+                            "key 'sync_bn': exact synchronised BatchNorm needs batch statistics all-reduced inside "
+                            "the executor's BatchNorm, which it offers no hook for; run without sync_bn (running "
+                            "statistics are still combined across the %d ranks, see docs/distributed.md)",
+                            t->nranks);
     if (c->threads > 0) exec_set_threads(c->threads);
     if ((st = dataset_load(c, &t->train, &t->val, NULL, err)) != FA_OK) return st;
     if ((st = dataset_sha256_file(c->manifest, t->manifest_sha, err)) != FA_OK) return st;
@@ -310,15 +361,24 @@ static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err)
     t->batch_first_unit = fa_malloc_array((size_t)n + 2, sizeof *t->batch_first_unit);
     t->val_prob = fa_malloc_array((size_t)t->val.n, sizeof *t->val_prob);
     t->val_label = fa_malloc_array((size_t)t->val.n, 1);
-    if (!t->order || !t->units || !t->batch_first_unit || !t->val_prob || !t->val_label)
+    t->rorder = fa_malloc_array((size_t)n + 1, sizeof *t->rorder);
+    t->rpos = fa_malloc_array((size_t)n + 1, sizeof *t->rpos);
+    t->rank_units = fa_malloc_array((size_t)t->nranks, sizeof *t->rank_units);
+    if (!t->order || !t->units || !t->batch_first_unit || !t->val_prob || !t->val_label || !t->rorder || !t->rpos ||
+        !t->rank_units)
         return fa_error_set(err, FA_ERR_NOMEM, "training: out of memory");
 
-    char logpath[PATH_CAP + 16];
-    snprintf(logpath, sizeof logpath, "%s/train.jsonl", t->out);
+    /* rank 0 logs; other ranks only when FREEAIR_DIST_RANK_LOGS=1, to
+     * train.rank<R>.jsonl */
+    char logpath[PATH_CAP + 32];
+    const char *rank_logs = getenv("FREEAIR_DIST_RANK_LOGS");
+    if (t->rank == 0) snprintf(logpath, sizeof logpath, "%s/train.jsonl", t->out);
+    else if (rank_logs && !strcmp(rank_logs, "1")) snprintf(logpath, sizeof logpath, "%s/train.rank%d.jsonl", t->out, t->rank);
+    else logpath[0] = '\0';
     if (fa_jsonl_open(&t->log, logpath) != 0) return fa_error_set(err, FA_ERR_IO, "%s: %s", logpath, strerror(errno));
     char confpath[PATH_CAP + 16];
     snprintf(confpath, sizeof confpath, "%s/config.conf", t->out);
-    char *text = trainconf_format(c);
+    char *text = t->rank == 0 ? trainconf_format(c) : NULL;
     FILE *cf = text ? fopen(confpath, "w") : NULL;
     if (cf) {
         fprintf(cf, "# effective configuration of the run in this folder (written by freeair train)\n%s", text);
@@ -337,6 +397,11 @@ static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err)
     fa_jsonl_int(&t->log, "epoch_step", t->s.epoch_step);
     fa_jsonl_int(&t->log, "global_step", t->s.global_step);
     fa_jsonl_str(&t->log, "manifest_sha256", t->manifest_sha);
+    if (t->nranks > 1) {
+        fa_jsonl_int(&t->log, "ranks", t->nranks);
+        fa_jsonl_int(&t->log, "rank", t->rank);
+        fa_jsonl_int(&t->log, "pid", (int64_t)getpid());
+    }
     if (o->resume) fa_jsonl_str(&t->log, "checkpoint", o->resume);
     fa_jsonl_end(&t->log);
     return FA_OK;
@@ -347,28 +412,38 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
     fa_status st = FA_OK;
     const int n = t->train.n;
     int n_used, n_units;
-    int nb = plan_epoch(t, n, &n_used, &n_units);
+    int nb = plan_epoch(t, n, NULL, &n_used, &n_units);
+    const int quiet = o->quiet || t->rank != 0;
     int64_t remaining = (int64_t)(c->epochs - t->s.epoch) * n_used - (int64_t)t->s.epoch_step * c->batch_size;
     fa_progress_begin(&t->prog, t->prog_label, remaining > 0 ? remaining : 0);
-    t->prog.quiet = o->quiet;
+    t->prog.quiet = quiet;
     snprintf(t->prog_label, sizeof t->prog_label, "train");
 
     for (int e = t->s.epoch; e < c->epochs; e++) {
         double t_epoch = fa_now_seconds();
         if ((st = loader_epoch_order(c, &t->train, e, t->order, err)) != FA_OK) return st;
-        nb = plan_epoch(t, n, &n_used, &n_units);
+        nb = plan_epoch(t, n, t->order, &n_used, &n_units);
         int s0 = t->s.epoch_step;
         if (s0 > nb)
             return fa_error_set(err, FA_ERR_FORMAT, "checkpoint position step %d is past the %d steps of an epoch", s0, nb);
-        if ((st = loader_begin(t->ltrain, t->order, n_used, t->units, n_units, t->batch_first_unit[s0], 1, e, err)) != FA_OK)
-            return st;
+        if (t->nranks == 1)
+            st = loader_begin(t->ltrain, t->order, n_used, t->units, n_units, t->batch_first_unit[s0], 1, e, err);
+        else
+            st = loader_begin_mapped(t->ltrain, t->rorder, t->n_rank, t->units, n_units, t->batch_first_unit[s0], 1, e,
+                                     t->rpos, err);
+        if (st != FA_OK) return st;
         double lr = NAN;
         for (int s = s0; s < nb; s++) {
             double t_step = fa_now_seconds();
             int bn = n_used - s * c->batch_size < c->batch_size ? n_used - s * c->batch_size : c->batch_size;
             lr = lrsched_lr(c, e, s, nb);
             graph_zero_grad(t->g);
-            double batch_loss = 0;
+            double batch_loss = 0, t_compute = 0, comm_s = 0;
+            int64_t comm_bytes = 0;
+            if (t->nranks > 1 && (st = dist_bn_snapshot(t->d, t->g, err)) != FA_OK) {
+                loader_end(t->ltrain);
+                return st;
+            }
             for (int u = t->batch_first_unit[s]; u < t->batch_first_unit[s + 1]; u++) {
                 const loader_unit *lu;
                 double l = 0;
@@ -378,6 +453,12 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
                 if (st != FA_OK) break;
                 batch_loss += l * lu->n / bn;
             }
+            if (t->nranks > 1) {
+                /* every rank learns about a failure before the gradient
+                 * all-reduce, so none is left waiting in it */
+                st = dist_agree(t->d, st, "a training step", err);
+                if (st == FA_OK) st = dist_sum(t->d, &batch_loss, 1, err);
+            }
             if (st == FA_ERR_NUMERIC || (st == FA_OK && !isfinite(batch_loss))) {
                 loader_end(t->ltrain);
                 return numeric_stop(t, e, s, lr, "the training loss", err);
@@ -385,6 +466,22 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
             if (st != FA_OK) {
                 loader_end(t->ltrain);
                 return st;
+            }
+            if (t->nranks > 1) {
+                for (int r = 0; r < t->nranks; r++) {
+                    int off, len;
+                    rank_slice(bn, t->nranks, r, &off, &len);
+                    t->rank_units[r] = (len + t->micro - 1) / t->micro;
+                }
+                double t_comm = fa_now_seconds();
+                t_compute = t_comm - t_step;
+                st = dist_allreduce_grads(t->d, t->g, 0, &comm_bytes, err);
+                if (st == FA_OK) st = dist_bn_combine(t->d, t->g, t->rank_units, TRAINER_BN_MOMENTUM, err);
+                comm_s = fa_now_seconds() - t_comm;
+                if (st != FA_OK) {
+                    loader_end(t->ltrain);
+                    return st;
+                }
             }
             optim_sgd_step(t->opt, (float)lr);
             t->s.global_step++;
@@ -401,6 +498,11 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
             fa_jsonl_num(&t->log, "lr", lr);
             fa_jsonl_int(&t->log, "images", bn);
             fa_jsonl_num(&t->log, "images_per_s", dt > 0 ? bn / dt : 0);
+            if (t->nranks > 1) { /* for bench/mpi_bench.sh */
+                fa_jsonl_num(&t->log, "compute_s", t_compute);
+                fa_jsonl_num(&t->log, "allreduce_s", comm_s);
+                fa_jsonl_int(&t->log, "allreduce_bytes", comm_bytes);
+            }
             fa_jsonl_end(&t->log);
             snprintf(t->prog_label, sizeof t->prog_label, "epoch %d/%d step %d/%d loss %.4f lr %.3g", e + 1, c->epochs,
                      s + 1, nb, batch_loss, lr);
@@ -419,7 +521,7 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
             }
             if (hit_max && !last_step) {
                 loader_end(t->ltrain);
-                if (!o->quiet) fa_progress_end(&t->prog);
+                if (!quiet) fa_progress_end(&t->prog);
                 res->stopped_max_steps = 1;
                 fa_jsonl_begin(&t->log, "stop");
                 fa_jsonl_str(&t->log, "reason", "max_steps");
@@ -436,6 +538,11 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
         if (st == FA_ERR_NUMERIC) return numeric_stop(t, e, nb - 1, lr, "the validation loss", err);
         if (st != FA_OK) return st;
         if (!graph_params_finite(t->g)) return numeric_stop(t, e, nb - 1, lr, "a weight", err);
+        if (t->nranks > 1) {
+            char when[64];
+            snprintf(when, sizeof when, "after epoch %d", e + 1);
+            if ((st = dist_check_params(t->d, t->g, when, err)) != FA_OK) return st;
+        }
         t->s.train_loss = t->s.epoch_loss_count ? t->s.epoch_loss_sum / (double)t->s.epoch_loss_count : NAN;
         t->s.val_loss = vloss;
         t->s.val_auc = vauc;
@@ -478,7 +585,7 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
         if (isfinite(thr)) fa_jsonl_num(&t->log, "threshold", thr);
         fa_jsonl_num(&t->log, "seconds", fa_now_seconds() - t_epoch);
         fa_jsonl_end(&t->log);
-        if (!o->quiet) {
+        if (!quiet) {
             if (t->prog.is_tty) fputs("\r\033[K", stderr);
             fprintf(stderr, "epoch %d/%d: train loss %.4f, val loss %.4f, val AUC %.4f%s\n", e + 1, c->epochs,
                     t->s.train_loss, vloss, vauc, improved ? " (best)" : "");
@@ -496,7 +603,7 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
             break;
         }
     }
-    if (!o->quiet) fa_progress_end(&t->prog);
+    if (!quiet) fa_progress_end(&t->prog);
     return FA_OK;
 }
 
@@ -505,7 +612,19 @@ fa_status trainer_run(const train_config *c, const trainer_opts *o, trainer_resu
     trainer *t = calloc(1, sizeof *t);
     if (!t) return fa_error_set(err, FA_ERR_NOMEM, "training: out of memory");
     t->c = c;
-    fa_status st = trainer_setup(t, o, err);
+    fa_status st = dist_init(&t->d, err);
+    if (st != FA_OK) {
+        free(t);
+        return st;
+    }
+    t->rank = dist_rank(t->d);
+    t->nranks = dist_size(t->d);
+    st = trainer_setup(t, o, err);
+    if (t->nranks > 1) {
+        st = dist_agree(t->d, st, "setup", err);
+        /* identical start on every rank, whatever each one computed */
+        if (st == FA_OK) st = dist_broadcast_state(t->d, t->g, t->opt, err);
+    }
     if (st == FA_OK) st = trainer_loop(t, o, res, err);
     res->epochs_done = t->s.epoch;
     res->global_step = t->s.global_step;
@@ -527,7 +646,11 @@ fa_status trainer_run(const train_config *c, const trainer_opts *o, trainer_resu
         fa_jsonl_str(&t->log, "message", err ? err->msg : "");
         fa_jsonl_end(&t->log);
     }
+    /* a failure the other ranks do not know about would leave them waiting
+     * in their next collective: end the job */
+    if (st != FA_OK && t->nranks > 1 && !dist_failed_together(t->d)) dist_abort(t->d, err ? err->msg : "failure");
     trainer_cleanup(t);
+    dist_finalize(t->d);
     free(t);
     return st;
 }
