@@ -23,6 +23,7 @@ static void bench_usage(FILE *f) {
     fprintf(f,
             "usage: freeair bench --arch ARCH [--mode infer|train] [--batch N] [--size S]\n"
             "                     [--precision fp32|bf16] [--iters K] [--warmup W] [--threads T]\n"
+            "                     [--weight-cache on|off]\n"
             "\n"
             "Times the engine on a randomly initialised model and prints images/s and peak\n"
             "memory (executor buffers and process peak RSS), then one JSON line.\n"
@@ -32,7 +33,9 @@ static void bench_usage(FILE *f) {
             "  --size       square input size (default: the architecture's, 224 or 299)\n"
             "  --precision  fp32 (default) or bf16 (fp32 master weights)\n"
             "  --iters      timed iterations (default 5); --warmup untimed ones (default 1)\n"
-            "  --threads    OpenMP threads for oneDNN (default: OMP_NUM_THREADS or all cores)\n",
+            "  --threads    OpenMP threads for oneDNN (default: OMP_NUM_THREADS or all cores)\n"
+            "  --weight-cache  keep converted weights between forwards (default: on for\n"
+            "               infer; training converts after every SGD step anyway)\n",
             model_arch_list());
 }
 
@@ -82,12 +85,13 @@ static fa_status bench_step(bench_run *r, fa_error *err) {
     st = exec_backward(r->e, r->has_aux ? 2 : 1, names, grads, err);
     if (st != FA_OK) return st;
     optim_sgd_step(r->sgd, 1e-3f);
+    exec_params_changed(r->e); /* only matters with --weight-cache on */
     return FA_OK;
 }
 
 int cmd_bench(int argc, char **argv) {
     const char *arch = NULL, *mode = "infer", *prec = "fp32";
-    int batch = 16, size = 0, iters = 5, warmup = 1, threads = 0;
+    int batch = 16, size = 0, iters = 5, warmup = 1, threads = 0, wcache = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -109,6 +113,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--iters")) ok = bench_int(v, 1, 1000000, &iters);
         else if (!strcmp(a, "--warmup")) ok = bench_int(v, 0, 1000000, &warmup);
         else if (!strcmp(a, "--threads")) ok = bench_int(v, 1, 4096, &threads);
+        else if (!strcmp(a, "--weight-cache")) ok = (wcache = !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -2) >= 0;
         else {
             fprintf(stderr, "freeair bench: unknown option '%s'\n", a);
             bench_usage(stderr);
@@ -165,6 +170,11 @@ int cmd_bench(int argc, char **argv) {
         goto out;
     }
     double t_create = fa_now_seconds() - t0;
+    if (wcache < 0) wcache = !train;
+    if (wcache && exec_set_weight_cache(r.e, 1, &err) != FA_OK) {
+        cli_fail("bench", &err);
+        goto out;
+    }
     if (train) {
         optim_sgd_opts so = {.momentum = 0.9f, .weight_decay = 1e-4f};
         if (optim_sgd_create(&r.sgd, r.g, &so, &err) != FA_OK) {
@@ -227,9 +237,10 @@ int cmd_bench(int argc, char **argv) {
     fa_json_write_string(stdout, arch);
     printf(",\"mode\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"size\":%d,\"iters\":%d,"
            "\"warmup\":%d,\"threads\":%d,\"seconds\":%.6f,\"images_per_s\":%.4f,"
-           "\"ms_per_image\":%.4f,\"exec_mib\":%.2f,\"peak_rss_mib\":%.2f,\"bf16_native\":%s}\n",
+           "\"ms_per_image\":%.4f,\"exec_mib\":%.2f,\"peak_rss_mib\":%.2f,\"bf16_native\":%s,"
+           "\"weight_cache\":%s}\n",
            mode, prec, batch, h, iters, warmup, nthreads, dt, ips, ips > 0 ? 1000.0 / ips : 0.0,
-           exec_mib, rss_mib, exec_bf16_supported() ? "true" : "false");
+           exec_mib, rss_mib, exec_bf16_supported() ? "true" : "false", wcache ? "true" : "false");
     fflush(stdout);
     rc = 0;
 out:

@@ -79,6 +79,10 @@ typedef struct bk_node_desc {
     float eps, momentum;                     /* batch norm */
     float p;                                 /* dropout */
     const float *affine_scale, *affine_shift; /* channel affine: out_c each */
+    /* Batch norm in an inference-only node (training = backward = 0): apply
+     * ReLU to the output too (oneDNN's fused BN+ReLU), so that the executor
+     * can skip the following ReLU node. Ignored otherwise. */
+    int fuse_relu;
 } bk_node_desc;
 
 /* Pointers for one forward or backward run. in/out are value buffers in the
@@ -96,6 +100,10 @@ typedef struct bk_io {
     uint64_t *rng;          /* dropout mask state, advanced by forward */
     void *const *diff_in;   /* gradient buffers of the inputs (NULL where not wanted) */
     void *diff_out;         /* gradient of the output */
+    /* 1: the weight buffer (bk_node_weight_buf) already holds this node's
+     * converted weights from an earlier forward and the parameters have not
+     * changed since; forward skips the fp32 -> compute layout reorder. */
+    int weights_cached;
 } bk_io;
 
 fa_status bk_node_create(bk_node **out, bk_ctx *c, const bk_node_desc *d, fa_error *err);
@@ -110,6 +118,11 @@ size_t bk_node_scratchpad(const bk_node *n);
 /* Whether backward reads input `slot` / the output value. */
 int bk_node_bwd_needs_input(const bk_node *n, int slot);
 int bk_node_bwd_needs_output(const bk_node *n);
+/* Index of the scratch buffer holding the weights converted for forward
+ * (compute precision and layout), or -1 when the primitive reads the fp32
+ * master weights directly. An executor that gives this buffer a whole-run
+ * lifetime may pass bk_io.weights_cached to skip the conversion. */
+int bk_node_weight_buf(const bk_node *n);
 /* oneDNN implementation of the main forward primitive ("brg:avx512_core"). */
 const char *bk_node_impl(const bk_node *n);
 

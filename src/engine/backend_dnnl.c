@@ -619,6 +619,7 @@ static dnnl_status_t conv_create(bk_node *n, const bk_node_desc *d) {
  * pointer the primitive should read. */
 static const void *weights_fwd(bk_node *n, const bk_io *io, dnnl_status_t *st) {
     if (n->w_direct) return io->weight;
+    if (io->weights_cached) return io->buf[n->b_w];
     *st = run_reorder(n->c, &n->w_r, &n->w_plain, io->weight, &n->w_fwd, io->buf[n->b_w],
                       io->scratchpad);
     return io->buf[n->b_w];
@@ -702,6 +703,7 @@ static dnnl_status_t conv_backward(bk_node *n, const bk_io *io) {
 static dnnl_status_t bn_create(bk_node *n, const bk_node_desc *d) {
     unsigned flags = dnnl_use_scale | dnnl_use_shift;
     if (!n->training) flags |= dnnl_use_global_stats;
+    if (d->fuse_relu && !n->training && !n->backward) flags |= dnnl_fuse_norm_relu;
     dnnl_prop_kind_t prop = n->backward || n->training ? dnnl_forward_training : dnnl_forward_inference;
     dnnl_batch_normalization_desc_t bd;
     dnnl_status_t st = dnnl_batch_normalization_forward_desc_init(&bd, prop, &n->in_md[0], d->eps, flags);
@@ -1396,6 +1398,10 @@ size_t bk_node_scratchpad(const bk_node *n) { return n->scratch; }
 int bk_node_bwd_needs_input(const bk_node *n, int slot) { return slot == 0 && n->bwd_in0; }
 int bk_node_bwd_needs_output(const bk_node *n) { return n->bwd_out; }
 const char *bk_node_impl(const bk_node *n) { return prim_impl(&n->fwd); }
+int bk_node_weight_buf(const bk_node *n) {
+    if (n->op != GRAPH_OP_CONV2D && n->op != GRAPH_OP_LINEAR) return -1;
+    return n->w_direct ? -1 : n->b_w;
+}
 
 fa_status bk_node_forward(bk_node *n, const bk_io *io, fa_error *err) {
     dnnl_status_t st;

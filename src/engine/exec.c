@@ -24,6 +24,16 @@
  *    offset) so that buffers whose lifetimes overlap never share bytes. An
  *    inference executor thus reuses dead activations; a training executor
  *    keeps exactly what backward reads. oneDNN scratchpads share one buffer.
+ *  - Weight cache (opt-in, exec_set_weight_cache): the converted weights of
+ *    each convolution/linear get a whole-run lifetime and are converted again
+ *    only after exec_params_changed (or a re-plan), instead of at every
+ *    forward. Off by default because the executor cannot see who writes the
+ *    graph's parameters (optimiser, weight loading, tests).
+ *  - Inference executors (no training, no backward) fuse BN -> ReLU when the
+ *    BN output feeds only that ReLU and is not an output or kept: the BN
+ *    primitive applies the ReLU (dnnl_fuse_norm_relu) and the ReLU value
+ *    becomes an alias of the BN value (same memory, no node run). Asking to
+ *    keep the BN value later (exec_keep_value) undoes the fusion.
  */
 #include "engine/exec.h"
 
@@ -55,6 +65,9 @@ typedef struct exec_value {
     bk_copy *reader;  /* md -> plain */
     float *grad_copy; /* exec_keep_value_grad */
     int grad_valid;
+    int w_valid; /* weight cache: its converted weights are current */
+    int fuse_relu; /* BN node that also applies the next ReLU */
+    int alias;     /* ReLU fused into BN node `alias` (shares its memory), else -1 */
 } exec_value;
 
 struct fa_exec {
@@ -79,6 +92,7 @@ struct fa_exec {
     int max_in;
     void **in_ptr, **diff_ptr, **buf_ptr;
     uint64_t rng;
+    int cache_weights; /* exec_set_weight_cache */
 };
 
 static size_t exec_round(size_t x) { return (x + EXEC_ALIGN - 1) / EXEC_ALIGN * EXEC_ALIGN; }
@@ -190,16 +204,24 @@ static fa_status exec_plan(fa_exec *e, fa_error *err) {
         exec_value *x = &e->v[i];
         x->off = x->diff_off = EXEC_NONE;
         x->readable = 0;
-        if (!x->active) continue;
+        if (!x->active || x->alias >= 0) continue;
         const graph_node *gn = exec_node(e, i);
         int end = i;
         if (x->has_bwd && bk_node_bwd_needs_output(x->node) && BSTEP(i) > end) end = BSTEP(i);
         int first_contrib = -1; /* step of the first gradient contribution */
+        int out = exec_is_output(e, i), keep = x->keep;
         for (int c = i + 1; c < n; c++) {
             if (!e->v[c].active) continue;
+            if (e->v[c].alias == i) { /* the fused ReLU: its uses are ours */
+                out |= exec_is_output(e, c);
+                keep |= e->v[c].keep;
+                continue;
+            }
             const graph_node *cn = exec_node(e, c);
             for (int s = 0; s < cn->n_in; s++) {
-                if (cn->in[s] != i) continue;
+                int u = cn->in[s];
+                if (e->v[u].alias >= 0) u = e->v[u].alias;
+                if (u != i) continue;
                 if (c > end) end = c;
                 if (e->v[c].has_bwd && bk_node_bwd_needs_input(e->v[c].node, s) && BSTEP(c) > end)
                     end = BSTEP(c);
@@ -207,8 +229,7 @@ static fa_status exec_plan(fa_exec *e, fa_error *err) {
                     first_contrib = BSTEP(c);
             }
         }
-        int out = exec_is_output(e, i);
-        if (out || x->keep || (e->o.keep_for_backward && gn->name[0])) {
+        if (out || keep || (e->o.keep_for_backward && gn->name[0])) {
             end = END;
             x->readable = 1;
         }
@@ -223,6 +244,10 @@ static fa_status exec_plan(fa_exec *e, fa_error *err) {
                 int s = i, t = i;
                 if (life == BK_LIFE_SAVED && x->has_bwd) t = BSTEP(i);
                 if (life == BK_LIFE_BWD) s = t = x->has_bwd ? BSTEP(i) : i;
+                if (e->cache_weights && k == bk_node_weight_buf(x->node)) {
+                    s = 0;
+                    t = END;
+                }
                 ok = plan_add(&l, bk_node_buf_bytes(x->node, k), s, t, &x->buf_off[k]);
             }
     }
@@ -230,6 +255,11 @@ static fa_status exec_plan(fa_exec *e, fa_error *err) {
     size_t total = 0;
     if (ok) ok = plan_place(&l, &total);
     free(l.it);
+    for (int i = 0; i < n && ok; i++)
+        if (e->v[i].active && e->v[i].alias >= 0) {
+            e->v[i].off = e->v[e->v[i].alias].off;
+            e->v[i].readable = e->v[e->v[i].alias].readable;
+        }
     if (!ok) return fa_error_set(err, FA_ERR_NOMEM, "executor: out of memory while planning");
     free(e->arena);
     e->arena = NULL;
@@ -241,6 +271,7 @@ static fa_status exec_plan(fa_exec *e, fa_error *err) {
         return fa_error_set(err, FA_ERR_NOMEM, "executor: cannot allocate %zu MiB of activations",
                             bytes >> 20);
     e->arena_bytes = bytes;
+    for (int i = 0; i < n; i++) e->v[i].w_valid = 0; /* the arena moved */
     e->planned = 1;
     e->forward_done = 0;
     e->backward_ready = 0;
@@ -396,6 +427,7 @@ static fa_status exec_make_node(fa_exec *e, int i, fa_error *err) {
     d.p = gn->p;
     d.affine_scale = gn->affine_scale;
     d.affine_shift = gn->affine_shift;
+    d.fuse_relu = x->fuse_relu;
     fa_status st = bk_node_create(&x->node, e->ctx, &d, err);
     if (st != FA_OK) return st;
     x->md = bk_node_out_md(x->node);
@@ -403,6 +435,49 @@ static fa_status exec_make_node(fa_exec *e, int i, fa_error *err) {
     x->buf_off = fa_calloc_array((size_t)(nb ? nb : 1), sizeof *x->buf_off);
     if (!x->buf_off) return fa_error_set(err, FA_ERR_NOMEM, "%s: out of memory", x->label);
     return exec_need_scratch(e, bk_node_scratchpad(x->node), err);
+}
+
+/* BN -> ReLU fusion for inference executors (see the top comment). */
+static void exec_fuse(fa_exec *e) {
+    if (e->o.training || e->o.keep_for_backward) return;
+    int *uses = fa_calloc_array((size_t)e->n, sizeof *uses);
+    if (!uses) return; /* no fusion: still correct */
+    for (int c = 1; c < e->n; c++) {
+        if (!e->v[c].active) continue;
+        const graph_node *cn = exec_node(e, c);
+        for (int s = 0; s < cn->n_in; s++) uses[cn->in[s]]++;
+    }
+    for (int r = 1; r < e->n; r++) {
+        const graph_node *rn = exec_node(e, r);
+        if (!e->v[r].active || rn->op != GRAPH_OP_RELU) continue;
+        int b = rn->in[0];
+        if (b < 1 || !e->v[b].active || exec_node(e, b)->op != GRAPH_OP_BATCH_NORM) continue;
+        if (uses[b] != 1 || exec_is_output(e, b) || e->v[b].keep) continue;
+        e->v[b].fuse_relu = 1;
+        e->v[r].alias = b;
+    }
+    free(uses);
+}
+
+/* Undo the fusion of BN node b (its pre-ReLU value must become readable):
+ * recreate the BN node without ReLU and the ReLU node itself. */
+static fa_status exec_unfuse(fa_exec *e, int b, fa_error *err) {
+    exec_value *x = &e->v[b];
+    int r = -1;
+    for (int i = b + 1; i < e->n && r < 0; i++)
+        if (e->v[i].alias == b) r = i;
+    bk_node_free(x->node);
+    x->node = NULL;
+    free(x->buf_off);
+    x->buf_off = NULL;
+    x->fuse_relu = 0;
+    e->planned = 0;
+    fa_status st = exec_make_node(e, b, err);
+    if (st == FA_OK && r >= 0) {
+        e->v[r].alias = -1;
+        st = exec_make_node(e, r, err);
+    }
+    return st;
 }
 
 fa_status exec_create(fa_exec **out, fa_graph *g, const exec_options *o, fa_error *err) {
@@ -452,8 +527,19 @@ fa_status exec_create(fa_exec **out, fa_graph *g, const exec_options *o, fa_erro
         snprintf(e->v[0].label, sizeof e->v[0].label, "input");
         st = exec_need_scratch(e, bk_copy_scratchpad(e->in_copy), err);
     }
-    for (int i = 1; i < e->n && st == FA_OK; i++)
-        if (e->v[i].active) st = exec_make_node(e, i, err);
+    for (int i = 0; i < e->n; i++) e->v[i].alias = -1;
+    if (st == FA_OK) exec_fuse(e);
+    for (int i = 1; i < e->n && st == FA_OK; i++) {
+        if (!e->v[i].active) continue;
+        if (e->v[i].alias >= 0) {
+            const graph_node *gn = exec_node(e, i);
+            e->v[i].md = e->v[e->v[i].alias].md;
+            snprintf(e->v[i].label, sizeof e->v[i].label, "%s (relu #%d, fused)",
+                     gn->name[0] ? gn->name : "value", i);
+            continue;
+        }
+        st = exec_make_node(e, i, err);
+    }
     for (int j = 0; j < e->n_out && st == FA_OK; j++) {
         if (!e->out_has_diff[j]) continue;
         const graph_output *go = graph_output_at(g, j);
@@ -520,11 +606,13 @@ fa_status exec_forward(fa_exec *e, const float *input, fa_error *err) {
     st = bk_copy_run(e->in_copy, input, exec_at(e, e->v[0].off), e->scratch, err);
     if (st != FA_OK) return fa_error_prefix(err, "input");
     for (int i = 1; i < e->n; i++) {
-        if (!e->v[i].active) continue;
+        if (!e->v[i].active || e->v[i].alias >= 0) continue;
         bk_io io;
         exec_fill_io(e, i, &io);
+        io.weights_cached = e->cache_weights && e->v[i].w_valid;
         st = bk_node_forward(e->v[i].node, &io, err);
         if (st != FA_OK) return st;
+        e->v[i].w_valid = e->cache_weights;
     }
     e->forward_done = 1;
     e->backward_ready = e->o.keep_for_backward;
@@ -574,6 +662,10 @@ fa_status exec_keep_value(fa_exec *e, graph_value v, fa_error *err) {
     if (!e || v < 0 || v >= e->n) return fa_error_set(err, FA_ERR_ARG, "exec_keep_value: invalid value %d", (int)v);
     if (!e->v[v].active)
         return fa_error_set(err, FA_ERR_NOT_FOUND, "%s: not computed by this executor", e->v[v].label);
+    if (e->v[v].fuse_relu) {
+        fa_status st = exec_unfuse(e, v, err);
+        if (st != FA_OK) return st;
+    }
     if (!e->v[v].keep && !e->v[v].readable) e->planned = 0; /* replanned by the next forward */
     e->v[v].keep = 1;
     return FA_OK;
@@ -671,6 +763,19 @@ size_t exec_memory_bytes(const fa_exec *e) {
             total += (size_t)e->o.batch * gn->c * gn->h * gn->w * sizeof(float);
         }
     return total;
+}
+
+fa_status exec_set_weight_cache(fa_exec *e, int on, fa_error *err) {
+    if (!e) return fa_error_set(err, FA_ERR_ARG, "exec_set_weight_cache: missing executor");
+    on = on != 0;
+    if (on != e->cache_weights) e->planned = 0; /* lifetimes change: re-plan */
+    e->cache_weights = on;
+    return FA_OK;
+}
+
+void exec_params_changed(fa_exec *e) {
+    if (!e) return;
+    for (int i = 0; i < e->n; i++) e->v[i].w_valid = 0;
 }
 
 int exec_bf16_supported(void) { return bk_bf16_native(); }

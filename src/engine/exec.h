@@ -75,6 +75,17 @@ fa_status exec_backward(fa_exec *e, int n, const char *const *output_names,
 fa_status exec_keep_value_grad(fa_exec *e, graph_value v, fa_error *err);
 fa_status exec_read_value_grad(fa_exec *e, graph_value v, float *dst, fa_error *err);
 
+/* Weight cache. Off (default): every exec_forward converts the graph's fp32
+ * weights into the compute layout/precision, so any change to the graph's
+ * parameters is seen. On: the converted weights are kept between forwards
+ * (more memory: one converted copy of every convolution/linear weight) and
+ * converted again only after exec_params_changed(e); the caller must call it
+ * after anything writes the parameters (optim_sgd_step, weight loading).
+ * Meant for inference and for gradient accumulation within one optimiser
+ * step. Switching it re-plans memory at the next exec_forward. */
+fa_status exec_set_weight_cache(fa_exec *e, int on, fa_error *err);
+void exec_params_changed(fa_exec *e);
+
 /* Bytes of activation, workspace and scratch memory held by the executor. */
 size_t exec_memory_bytes(const fa_exec *e);
 
