@@ -36,18 +36,40 @@ const weights_tensor *weights_at(const weights_file *f, int i);
 const weights_tensor *weights_find(const weights_file *f, const char *name);
 /* Convert tensor to fp32 (I64 converted too); dst has numel floats. */
 fa_status weights_read_f32(const weights_file *f, const weights_tensor *t, float *dst, fa_error *err);
+/* Exact integers (I64 tensors; F32/F16/BF16 tensors holding whole numbers
+ * are accepted too): num_batches_tracked, step counters. */
+fa_status weights_read_i64(const weights_file *f, const weights_tensor *t, int64_t *dst, fa_error *err);
+/* Parse an in-memory safetensors image (copied; name is used in messages):
+ * the fuzzing entry point, same checks as weights_open. */
+fa_status weights_parse_buffer(weights_file **out, const char *name, const void *data, size_t len,
+                               fa_error *err);
+/* Path (or buffer name) the file was opened from. */
+const char *weights_path(const weights_file *f);
+/* Number of elements of a parsed tensor (product of its shape; 1 for []). */
+int64_t weights_numel(const weights_tensor *t);
+/* "F32", "F16", "BF16", "I64"; bytes per element. */
+const char *weights_dtype_name(weights_dtype d);
+size_t weights_dtype_size(weights_dtype d);
+/* IEEE half and bfloat16 to fp32 (exact: every value is representable). */
+float weights_f16_to_f32(uint16_t h);
+float weights_bf16_to_f32(uint16_t b);
 /* Extra tensors (e.g. optimiser momentum "optim.momentum.<param>") live in
  * the same file; metadata value for key, or NULL. */
 const char *weights_metadata(const weights_file *f, const char *key);
 
 typedef struct weights_load_opts {
     /* Prefix of the head to skip when it does not match ("fc", "classifier");
-     * NULL = every tensor must match. */
+     * NULL = every tensor must match. A parameter is in the head when its
+     * module path is the prefix or ends with ".<prefix>" (so Inception's
+     * "AuxLogits.fc" goes with "fc"); a head that is missing or mismatched in
+     * the file is skipped as a whole and left for model_init_head. */
     const char *drop_head_prefix;
     int allow_missing_buffers; /* tolerate missing num_batches_tracked */
 } weights_load_opts;
 
-/* Load every graph parameter from f. Mismatched names or shapes give
+/* Load every graph parameter from f (all-or-nothing). File tensors named
+ * "optim.*" are ignored; any other tensor the graph lacks is a mismatch.
+ * Mismatched names or shapes give
  * FA_ERR_SHAPE/FA_ERR_NOT_FOUND with a message listing the mismatches.
  * *head_dropped is set to 1 when the head was skipped (may be NULL). */
 fa_status weights_load_graph(fa_graph *g, const weights_file *f, const weights_load_opts *o,
