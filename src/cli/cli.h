@@ -27,6 +27,11 @@ int cmd_serve(int argc, char **argv);
 /* Print "freeair <cmd>: <message>" on stderr and return 1. */
 int cli_fail(const char *cmd, const fa_error *err);
 
+/* Parse a whole decimal integer in [lo, hi] into *out; 0 (and *out left
+ * alone) when s is empty, has trailing characters, overflows or is out of
+ * range. */
+int cli_parse_int(const char *s, int lo, int hi, int *out);
+
 #define FREEAIR_VERSION "0.1.0"
 
 #endif

@@ -23,15 +23,6 @@ static void usage(FILE *f) {
             "index with their reason and reported; they do not fail the command.\n");
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
 int cmd_cache(int argc, char **argv) {
     const char *manifest = NULL, *dir = NULL;
     cache_opts o = {.short_side = 320, .filter = RESIZE_LANCZOS};
@@ -48,7 +39,7 @@ int cmd_cache(int argc, char **argv) {
         } else if ((!strcmp(a, "--out") || !strcmp(a, "-o")) && has_val) {
             dir = argv[++i];
         } else if (!strcmp(a, "--short-side") && has_val) {
-            if (!parse_int(argv[++i], 8, 8192, &o.short_side)) {
+            if (!cli_parse_int(argv[++i], 8, 8192, &o.short_side)) {
                 fprintf(stderr, "freeair cache: --short-side must be 8..8192\n");
                 return 2;
             }
@@ -58,7 +49,7 @@ int cmd_cache(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(a, "--threads") && has_val) {
-            if (!parse_int(argv[++i], 1, 1024, &o.threads)) {
+            if (!cli_parse_int(argv[++i], 1, 1024, &o.threads)) {
                 fprintf(stderr, "freeair cache: --threads must be 1..1024\n");
                 return 2;
             }

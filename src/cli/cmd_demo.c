@@ -43,7 +43,7 @@
 #define DEMO_PRIMARY_RULE "youden"
 
 static const char *const full_archs = "resnet50,resnet101,resnext101_32x8d,densenet161,inception_v3";
-static const char *const fast_archs = "resnet50,densenet121";
+static const char *const fast_archs = "resnet50,densenet161";
 
 typedef struct demo_opts {
     const char *out;
@@ -66,7 +66,7 @@ typedef struct demo_run {
     demo_opts o;
     int n_arch;
     char arch[DEMO_MAX_ARCHS][64];
-    int bf16;
+    int bf16[DEMO_MAX_ARCHS]; /* per architecture, see arch_bf16 */
     int stage, n_stages;
     double stage_t0;
     char cohort[DEMO_PATH_MAX], work[DEMO_PATH_MAX], logs[DEMO_PATH_MAX], study[DEMO_PATH_MAX];
@@ -105,7 +105,8 @@ static void demo_usage(FILE *f) {
             "  --epochs N         training epochs per architecture\n"
             "  --archs LIST       architectures (%s)\n"
             "  --size PX          square input size\n"
-            "  --precision P      fp32 or bf16 (default: bf16 when the CPU runs it natively)\n"
+            "  --precision P      fp32 or bf16 (default: bf16 when the CPU runs it natively,\n"
+            "                     except ResNeXt: fp32, faster here)\n"
             "  --lr X             base learning rate\n"
             "  --threads N        threads for every stage (default: all cores)\n"
             "  --seed N           seed of the cohort, split, training and bootstrap (default 1)\n"
@@ -116,7 +117,7 @@ static void demo_usage(FILE *f) {
             "  --full             the study's protocol: paper preset (1,287 images), %s,\n"
             "                     224 px (299 inception_v3), 100 epochs, batch 256 by micro-\n"
             "                     batches, lr 0.001 /10 every 25 epochs, flips + rotation 15.\n"
-            "                     Days on a 2-core machine: see docs/demo.md\n"
+            "                     About a day on an idle 2-core machine: see docs/demo.md\n"
             "  --pretrained-dir D start each architecture from D/<arch>.safetensors (ImageNet\n"
             "                     weights; the 1000-class head is replaced)\n"
             "\n"
@@ -184,7 +185,8 @@ static fa_status run_cmd(demo_run *r, int (*fn)(int, char **), const char *const
         dup2(saved, STDOUT_FILENO);
         close(saved);
     }
-    if (rc != 0) return fa_error_set(err, FA_ERR_BACKEND, "freeair %s failed (exit status %d, message above)", argv[0], rc);
+    if (rc != 0)
+        return fa_error_set(err, FA_ERR_BACKEND, "freeair %s failed (exit status %d, message above)", argv[0], rc);
     return FA_OK;
 }
 
@@ -212,7 +214,8 @@ static fa_status stage_synth(demo_run *r, fa_error *err) {
     fa_status st = demo_join(logp, sizeof logp, r->logs, "synth.jsonl", err);
     if (st == FA_OK) st = demo_join(sheet, sizeof sheet, r->cohort, "contact-sheet.png", err);
     if (st != FA_OK) return st;
-    const char *argv[20] = {"synth", "--out", r->cohort, "--preset", r->o.preset, "--seed", num(r, 0, (long long)r->o.seed),
+    const char *argv[20] = {"synth", "--out", r->cohort, "--preset", r->o.preset,
+                            "--seed", num(r, 0, (long long)r->o.seed),
                             "--difficulty", r->o.difficulty, "--log", logp};
     int k = 11;
     /* the paper preset's contact sheet decodes 1,287 large images: skip it */
@@ -304,14 +307,15 @@ static fa_status stage_cache(demo_run *r, fa_error *err) {
     if (!stage_enter(r, "cache", what, params, outs, deps)) return FA_OK;
     fa_status st = demo_join(logp, sizeof logp, r->logs, "cache.jsonl", err);
     if (st != FA_OK) return st;
-    const char *argv[16] = {"cache", "--manifest", r->split, "--out", r->cache, "--short-side", num(r, 0, cache_side(r)),
-                            "--log", logp};
+    const char *argv[16] = {"cache", "--manifest", r->split, "--out", r->cache,
+                            "--short-side", num(r, 0, cache_side(r)), "--log", logp};
     int k = 9;
     if (r->o.threads > 0) argv[k++] = "--threads", argv[k++] = num(r, 1, r->o.threads);
     if (r->o.quiet) argv[k++] = "--quiet";
     argv[k] = NULL;
     if ((st = run_cmd(r, cmd_cache, argv, err)) != FA_OK) return st;
-    if ((st = demo_join(index, sizeof index, r->cache, "index.csv", err)) != FA_OK || (st = need_file(index, err)) != FA_OK)
+    if ((st = demo_join(index, sizeof index, r->cache, "index.csv", err)) != FA_OK ||
+        (st = need_file(index, err)) != FA_OK)
         return st;
     return stage_leave(r, "cache", params, err);
 }
@@ -363,7 +367,8 @@ static void train_config_text(const demo_run *r, int a, char *dst, size_t cap, s
                      "out = \"%s\"\n"
                      "operating_point = youden\n",
                      arch, r->o.full ? "the study's full" : "fast demo", arch, r->o.full ? 0 : r->o.size, pretrained,
-                     r->o.lr, r->o.full ? 0.0 : 1e-4, step, warmup, r->o.full ? 256 : 16, r->o.full ? (big ? 8 : 16) : 16, r->bf16 ? "bf16" : "fp32",
+                     r->o.lr, r->o.full ? 0.0 : 1e-4, step, warmup, r->o.full ? 256 : 16,
+                     r->o.full ? (big ? 8 : 16) : 16, r->bf16[a] ? "bf16" : "fp32",
                      r->o.seed, r->split, r->cache, r->train_dir[a]);
     if (n < 0 || (size_t)n >= cap) n = (int)cap - 1;
     *identity_len = (size_t)n;
@@ -391,7 +396,7 @@ static fa_status stage_train(demo_run *r, int a, fa_error *err) {
     snprintf(name, sizeof name, "train-%s", r->arch[a]);
     train_config_text(r, a, text, sizeof text, &id_len);
     snprintf(what, sizeof what, "%s, %d epoch(s) at %d px, %s%s", r->arch[a], r->o.epochs,
-             r->o.full ? model_default_size(r->arch[a]) : r->o.size, r->bf16 ? "bf16" : "fp32",
+             r->o.full ? model_default_size(r->arch[a]) : r->o.size, r->bf16[a] ? "bf16" : "fp32",
              r->o.pretrained_dir ? ", from ImageNet weights" : ", random initialisation");
     char best_rel[DEMO_PATH_MAX];
     snprintf(best_rel, sizeof best_rel, "train/%s/best.safetensors", r->arch[a]);
@@ -413,15 +418,16 @@ static fa_status stage_train(demo_run *r, int a, fa_error *err) {
      * which follows the cohort and split, ran before this run began) */
     if (!r->o.force && demo_exists(last) && !demo_stage_newer_than(&r->ctx, "cache", idpath) &&
         demo_read_text(idpath, &prev, &ignored) == FA_OK) {
-        const char *ep = strstr(prev, "epochs = ");
-        if (strlen(prev) > id_len && !strncmp(prev, text, id_len) && prev + id_len == ep)
+        /* the identity is everything before the final "epochs = N" line */
+        if (strlen(prev) > id_len && !strncmp(prev, text, id_len) && !strncmp(prev + id_len, "epochs = ", 9))
             done_epochs = checkpoint_epochs(last);
     }
     free(prev);
     int resume = done_epochs >= 0 && done_epochs < r->o.epochs;
     int complete = done_epochs == r->o.epochs;
     if (!resume && !complete) {
-        static const char *const old[] = {"last.safetensors", "best.safetensors", "best_auc.safetensors", "train.jsonl"};
+        static const char *const old[] = {"last.safetensors", "best.safetensors", "best_auc.safetensors",
+                                          "train.jsonl"};
         for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
             char p[DEMO_PATH_MAX];
             if (demo_join(p, sizeof p, r->train_dir[a], old[i], err) == FA_OK) remove(p);
@@ -506,7 +512,7 @@ static fa_status write_cohort_json(demo_run *r, fa_error *err) {
     char archs[512] = "";
     for (int a = 0; a < r->n_arch; a++) {
         size_t n = strlen(archs);
-        snprintf(archs + n, sizeof archs - n, "%s%s", a ? ", " : "", r->arch[a]);
+        snprintf(archs + n, sizeof archs - n, "%s%s (%s)", a ? ", " : "", r->arch[a], r->bf16[a] ? "bf16" : "fp32");
     }
     demo_out o;
     if ((st = demo_out_open(&o, path, err)) != FA_OK) return st;
@@ -531,8 +537,8 @@ static fa_status write_cohort_json(demo_run *r, fa_error *err) {
                        : "Models were trained in a fast demo configuration (reduced resolution and epochs, no ImageNet "
                          "weights), far from the study's protocol.");
     fa_json_write_string(f, buf);
-    fprintf(f, ",\n  \"preset\": \"%s\",\n  \"seed\": %llu,\n  \"images_included\": %d,\n  \"patients\": %d", r->o.preset,
-            r->o.seed, rows, patients);
+    fprintf(f, ",\n  \"preset\": \"%s\",\n  \"seed\": %llu,\n  \"images_included\": %d,\n  \"patients\": %d",
+            r->o.preset, r->o.seed, rows, patients);
     fputs(",\n  \"split_protocol\": ", f);
     snprintf(buf, sizeof buf,
              "train %d images (%d+/%d-) and validation %d (%d+/%d-) drawn only from fixed Philips units at the "
@@ -543,10 +549,9 @@ static fa_status write_cohort_json(demo_run *r, fa_error *err) {
     fa_json_write_string(f, buf);
     fputs(",\n  \"training\": ", f);
     snprintf(buf, sizeof buf, "%s; %d epoch(s); %s px; batch %d; SGD lr %g momentum 0.9, /10 every %d epochs%s; "
-             "flips + rotation 15; %s; %s; checkpoint with the lowest validation loss",
+             "flips + rotation 15; %s; checkpoint with the lowest validation loss; bf16 keeps fp32 master weights",
              archs, r->o.epochs, r->o.full ? "224 (inception_v3 299)" : num(r, 15, r->o.size), r->o.full ? 256 : 16,
              r->o.lr, fast_step_size(r), r->o.full ? "" : ", 1 warm-up epoch, weight decay 1e-4",
-             r->bf16 ? "bf16 (fp32 master weights)" : "fp32",
              r->o.pretrained_dir ? "ImageNet initialisation" : "random initialisation");
     fa_json_write_string(f, buf);
     fprintf(f, ",\n  \"full_protocol\": %s\n}\n", r->o.full ? "true" : "false");
@@ -573,7 +578,8 @@ static fa_status stage_eval(demo_run *r, fa_error *err) {
     /* what the report shows besides the metrics: the cohort, the flow and
      * split composition (the split manifest), the configurations */
     if ((st = write_cohort_json(r, err)) != FA_OK) return st;
-    if ((st = demo_join(p, sizeof p, r->study, "manifest.csv", err)) != FA_OK || (st = demo_copy_file(r->split, p, err)) != FA_OK)
+    if ((st = demo_join(p, sizeof p, r->study, "manifest.csv", err)) != FA_OK ||
+        (st = demo_copy_file(r->split, p, err)) != FA_OK)
         return st;
     for (int a = 0; a < r->n_arch; a++) {
         char name[128];
@@ -636,7 +642,8 @@ static fa_status stage_cam(demo_run *r, fa_error *err) {
     argv[k] = NULL;
     if ((st = run_cmd(r, cmd_cam, argv, err)) != FA_OK) return st;
     char index[DEMO_PATH_MAX];
-    if ((st = demo_join(index, sizeof index, camdir, "index.csv", err)) != FA_OK || (st = need_file(index, err)) != FA_OK)
+    if ((st = demo_join(index, sizeof index, camdir, "index.csv", err)) != FA_OK ||
+        (st = need_file(index, err)) != FA_OK)
         return st;
     return stage_leave(r, "cam", params, err);
 }
@@ -682,7 +689,8 @@ static fa_status print_summary(demo_run *r, double seconds, fa_error *err) {
     printf("cohort: SYNTHETIC '%s' preset, %d images of %d patients (%d with free air); train %d, validation %d, "
            "test %d images\n",
            r->o.preset, n, pat, pos, ntr, nva, nte);
-    printf("best model by validation AUC: %s (%d epoch(s), %s): test AUC %.3f (95%% CI %.3f-%.3f, DeLong; n=%d, %d+/%d-)\n",
+    printf("best model by validation AUC: %s (%d epoch(s), %s): test AUC %.3f (95%% CI %.3f-%.3f, DeLong; "
+           "n=%d, %d+/%d-)\n",
            s.model, r->o.epochs, r->o.full ? "full protocol" : "fast demo configuration", s.auc, s.auc_lo, s.auc_hi,
            s.n, s.n_pos, s.n_neg);
     printf("at the threshold %s on validation (%s, %.4g): sensitivity %.3f (%.3f-%.3f), specificity %.3f "
@@ -800,6 +808,15 @@ static int parse_args(int argc, char **argv, demo_opts *o) {
     return -1;
 }
 
+/* bf16 where the CPU runs it natively - except ResNeXt, whose grouped
+ * convolutions train about 8x slower in bf16 than in fp32 with oneDNN 2.6
+ * here (freeair bench, batch 8, 224 px, idle: 4.6 vs 0.54 s/image) - unless
+ * --precision says otherwise. */
+static int arch_bf16(const demo_opts *o, const char *arch) {
+    if (o->precision >= 0) return o->precision;
+    return exec_bf16_supported() && strncmp(arch, "resnext", 7) != 0;
+}
+
 static fa_status setup(demo_run *r, fa_error *err) {
     /* architectures */
     const char *s = r->o.archs;
@@ -825,17 +842,19 @@ static fa_status setup(demo_run *r, fa_error *err) {
         for (int a = 0; a < r->n_arch; a++) {
             char p[DEMO_PATH_MAX];
             snprintf(p, sizeof p, "%s/%s.safetensors", r->o.pretrained_dir, r->arch[a]);
-            if (!demo_exists(p)) return fa_error_set(err, FA_ERR_NOT_FOUND, "%s: no ImageNet weights for %s", p, r->arch[a]);
+            if (!demo_exists(p))
+                return fa_error_set(err, FA_ERR_NOT_FOUND, "%s: no ImageNet weights for %s", p, r->arch[a]);
         }
     }
-    r->bf16 = r->o.precision >= 0 ? r->o.precision : exec_bf16_supported();
+    for (int a = 0; a < r->n_arch; a++) r->bf16[a] = arch_bf16(&r->o, r->arch[a]);
     /* folders: absolute, so that manifests and configs work from anywhere */
     fa_status st = demo_mkdirs(r->o.out, err);
     if (st != FA_OK) return st;
     if (!realpath(r->o.out, r->ctx.out)) return fa_error_set(err, FA_ERR_IO, "%s: %s", r->o.out, strerror(errno));
     /* paths go into `key = "value"` config lines */
     if (strpbrk(r->ctx.out, "\"\n\r"))
-        return fa_error_set(err, FA_ERR_ARG, "%s: the output folder's path may not hold quotes or line breaks", r->ctx.out);
+        return fa_error_set(err, FA_ERR_ARG, "%s: the output folder's path may not hold quotes or line breaks",
+                            r->ctx.out);
     r->ctx.force = r->o.force;
     const char *out = r->ctx.out;
 #define J(dst, name)                                                                 \
@@ -892,9 +911,8 @@ int cmd_demo(int argc, char **argv) {
         cli_fail("demo", &err);
         return st == FA_ERR_ARG ? 2 : 1; /* a bad --archs list is a usage error */
     }
-    fprintf(stderr, "freeair demo: %s mode, '%s' cohort, %s, %d epoch(s), %s, output in %s\n",
-            r->o.full ? "full-protocol" : "fast", r->o.preset, r->o.archs, r->o.epochs, r->bf16 ? "bf16" : "fp32",
-            r->ctx.out);
+    fprintf(stderr, "freeair demo: %s mode, '%s' cohort, %s, %d epoch(s), output in %s\n",
+            r->o.full ? "full-protocol" : "fast", r->o.preset, r->o.archs, r->o.epochs, r->ctx.out);
     fa_jsonl_begin(&r->ctx.log, "demo_start");
     fa_jsonl_str(&r->ctx.log, "out", r->ctx.out);
     fa_jsonl_str(&r->ctx.log, "mode", r->o.full ? "full" : "fast");
@@ -902,7 +920,7 @@ int cmd_demo(int argc, char **argv) {
     fa_jsonl_str(&r->ctx.log, "archs", r->o.archs);
     fa_jsonl_int(&r->ctx.log, "epochs", r->o.epochs);
     fa_jsonl_int(&r->ctx.log, "size", r->o.full ? 0 : r->o.size);
-    fa_jsonl_str(&r->ctx.log, "precision", r->bf16 ? "bf16" : "fp32");
+    fa_jsonl_str(&r->ctx.log, "precision", r->o.precision < 0 ? "auto" : r->o.precision ? "bf16" : "fp32");
     fa_jsonl_int(&r->ctx.log, "threads", r->o.threads);
     fa_jsonl_int(&r->ctx.log, "seed", (int64_t)r->o.seed);
     fa_jsonl_end(&r->ctx.log);

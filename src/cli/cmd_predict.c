@@ -57,14 +57,6 @@ static void usage(FILE *f) {
             model_arch_list(), PREDICT_DEFAULT_BATCH);
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
 /* 0 ok, 2 usage error (message printed). */
 static int parse_args(int argc, char **argv, predict_args *a) {
     memset(a, 0, sizeof *a);
@@ -92,17 +84,17 @@ static int parse_args(int argc, char **argv, predict_args *a) {
         } else if (!strcmp(o, "--weights")) {
             a->weights = v;
         } else if (!strcmp(o, "--size")) {
-            if (!parse_int(v, 1, 65535, &a->size)) {
+            if (!cli_parse_int(v, 1, 65535, &a->size)) {
                 fprintf(stderr, "freeair predict: --size %s: expected a positive integer\n", v);
                 return 2;
             }
         } else if (!strcmp(o, "--batch")) {
-            if (!parse_int(v, 1, PREDICT_MAX_BATCH, &a->batch)) {
+            if (!cli_parse_int(v, 1, PREDICT_MAX_BATCH, &a->batch)) {
                 fprintf(stderr, "freeair predict: --batch %s: expected 1..%d\n", v, PREDICT_MAX_BATCH);
                 return 2;
             }
         } else if (!strcmp(o, "--threads")) {
-            if (!parse_int(v, 1, 1024, &a->threads)) {
+            if (!cli_parse_int(v, 1, 1024, &a->threads)) {
                 fprintf(stderr, "freeair predict: --threads %s: expected 1..1024\n", v);
                 return 2;
             }
@@ -286,7 +278,7 @@ int cmd_predict(int argc, char **argv) {
         fprintf(stderr, "freeair predict: writing the output failed\n");
         return 1;
     }
-    if (failures && !fatal)
+    if (failures && !fatal && n_images > 1)
         fprintf(stderr, "freeair predict: %d of %d image(s) could not be scored\n", failures, n_images);
     return failures || fatal ? 1 : 0;
 }

@@ -34,14 +34,6 @@ static void usage(FILE *f) {
             "User rows that match no file are reported.\n");
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
 int cmd_scan(int argc, char **argv) {
     const char *out_path = NULL, *merge_path = NULL, *key = "path";
     manifest_scan_opts o = {0};
@@ -62,7 +54,7 @@ int cmd_scan(int argc, char **argv) {
         } else if (!strcmp(a, "--key") && has_val) {
             key = argv[++i];
         } else if (!strcmp(a, "--threads") && has_val) {
-            if (!parse_int(argv[++i], 1, 1024, &o.threads)) {
+            if (!cli_parse_int(argv[++i], 1, 1024, &o.threads)) {
                 fprintf(stderr, "freeair scan: --threads must be 1..1024\n");
                 free(inputs);
                 return 2;

@@ -34,15 +34,6 @@ static void usage(FILE *f) {
             "Prints images/patients/pos/neg per partition; --json writes them as JSON.\n");
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
 int cmd_split(int argc, char **argv) {
     const char *manifest = NULL, *out = NULL, *json = NULL, *fractions = NULL, *pool_spec = NULL;
     const char *leftover = "test";
@@ -63,7 +54,7 @@ int cmd_split(int argc, char **argv) {
         const char *v = argv[i + 1];
         for (int k = 0; k < 4; k++)
             if (!strcmp(a, count_opts[k])) {
-                if (!parse_int(v, 0, 100000000, &counts[k])) {
+                if (!cli_parse_int(v, 0, 100000000, &counts[k])) {
                     fprintf(stderr, "freeair split: %s needs a count >= 0, not '%s'\n", a, v);
                     return 2;
                 }
@@ -96,7 +87,7 @@ int cmd_split(int argc, char **argv) {
         } else if (!strcmp(a, "--leftover")) {
             leftover = v;
         } else if (!strcmp(a, "--kfold")) {
-            if (!parse_int(v, 2, SPLIT_MAX_PARTS, &kfold)) {
+            if (!cli_parse_int(v, 2, SPLIT_MAX_PARTS, &kfold)) {
                 fprintf(stderr, "freeair split: --kfold needs 2..%d\n", SPLIT_MAX_PARTS);
                 return 2;
             }

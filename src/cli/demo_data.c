@@ -115,7 +115,8 @@ fa_status demo_check_manifest(const char *manifest, int *n_ok, int *n_excluded, 
                 break;
             }
         }
-        if (st == FA_OK && *n_ok == 0) st = fa_error_set(err, FA_ERR_FORMAT, "%s: no image passed the chest gate", manifest);
+        if (st == FA_OK && *n_ok == 0)
+            st = fa_error_set(err, FA_ERR_FORMAT, "%s: no image passed the chest gate", manifest);
     }
     csv_free(&t);
     return st;
@@ -147,7 +148,8 @@ fa_status demo_split_counts_compute(const char *manifest, const char *pool_spec,
     int sc = csv_column(&t, "status"), lc = csv_column(&t, "label"), gc = csv_column(&t, "patient_id");
     for (int i = 0; i < pool.n && st == FA_OK; i++)
         if (csv_column(&t, pool.cond[i].column) < 0)
-            st = fa_error_set(err, FA_ERR_FORMAT, "%s: no column '%s' for the split pool", manifest, pool.cond[i].column);
+            st = fa_error_set(err, FA_ERR_FORMAT, "%s: no column '%s' for the split pool", manifest,
+                              pool.cond[i].column);
     if (st == FA_OK && (sc < 0 || lc < 0 || gc < 0))
         st = fa_error_set(err, FA_ERR_FORMAT, "%s: needs status, label and patient_id columns", manifest);
     keyed_row *rows = st == FA_OK ? fa_malloc_array((size_t)t.n_rows + 1, sizeof *rows) : NULL;

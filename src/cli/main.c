@@ -2,7 +2,9 @@
  *
  * Subcommands are declared weak so that the program links while a layer is
  * still being built; a missing one is reported, never silently ignored. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -42,6 +44,15 @@ static const cli_command commands[] = {
     {"bench", cmd_bench, "engine throughput and memory"},
     {"serve", cmd_serve, "DICOM triage node with worklist"},
 };
+
+int cli_parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return 0;
+    *out = (int)v;
+    return 1;
+}
 
 int cli_fail(const char *cmd, const fa_error *err) {
     fprintf(stderr, "freeair %s: %s\n", cmd, err && err->msg[0] ? err->msg : "failed");

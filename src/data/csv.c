@@ -250,7 +250,11 @@ const char *csv_cell(const csv_table *t, int row, int col) {
 void csv_write_field(FILE *f, const char *s) {
     if (!s) s = "";
     size_t n = strlen(s);
-    int quote = n > 0 && (s[0] == ' ' || s[n - 1] == ' ');
+    /* A leading UTF-8 byte-order mark is quoted so that a reader, which
+     * strips one BOM at the start of a file, keeps it as data. */
+    int quote = n > 0 && (s[0] == ' ' || s[n - 1] == ' ' ||
+                          (n >= 3 && (unsigned char)s[0] == 0xEF &&
+                           (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF));
     for (const char *p = s; *p && !quote; p++)
         if (*p == ',' || *p == '"' || *p == '\r' || *p == '\n') quote = 1;
     if (!quote) {

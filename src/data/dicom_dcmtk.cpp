@@ -27,6 +27,8 @@
 #include <dcmtk/oflog/oflog.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cmath>
@@ -108,15 +110,223 @@ fa_status open_check(const char *path, fa_error *err) {
     return FA_OK;
 }
 
-fa_status load_file(const char *path, DcmFileFormat &ff, fa_error *err) {
+/* Values longer than kMaxReadLength are loaded lazily, and DCMTK allocates
+ * the declared length before it finds the file too short; a hostile header
+ * could so ask for gigabytes. Every declared length is held against the size
+ * of the file read (for deflated data, the inflated one). */
+fa_status check_value_lengths(const char *source, const char *path, DcmFileFormat &ff, fa_error *err) {
+    struct stat st;
+    if (stat(source, &st) != 0) return fa_error_set(err, FA_ERR_IO, "%s: %s", source, std::strerror(errno));
+    DcmDataset *ds = ff.getDataset();
+    unsigned long long limit = (unsigned long long)st.st_size;
+    DcmStack stack;
+    while (ds->nextObject(stack, OFTrue).good()) {
+        DcmObject *o = stack.top();
+        if (!o || !o->isLeaf()) continue;
+        Uint32 len = o->getLength();
+        if (len == DCM_UndefinedLength) continue;
+        if ((unsigned long long)len > limit) {
+            DcmTag tag = o->getTag();
+            return fa_error_set(err, FA_ERR_FORMAT,
+                                "%s: element (%04x,%04x) declares %lu bytes, more than the file holds (%llu)", path,
+                                tag.getGTag(), tag.getETag(), (unsigned long)len, (unsigned long long)st.st_size);
+        }
+    }
+    return FA_OK;
+}
+
+/* A temporary file that is removed when the guard goes out of scope; it must
+ * outlive the DcmFileFormat read from it, whose large values stay in the
+ * file until used. */
+struct temp_file {
+    std::string path;
+    temp_file() = default;
+    temp_file(const temp_file &) = delete;
+    temp_file &operator=(const temp_file &) = delete;
+    ~temp_file() {
+        if (!path.empty()) unlink(path.c_str());
+    }
+};
+
+const char kDeflatedUid[] = "1.2.840.10008.1.2.1.99";
+const char kExplicitLeUid[] = "1.2.840.10008.1.2.1";
+
+uint32_t le16(const unsigned char *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+uint32_t le32(const unsigned char *p) { return le16(p) | (le16(p + 2) << 16); }
+
+/* DCMTK reads a deflated data set as a stream it cannot seek in: every value
+ * is loaded at once, and its declared length is allocated before the stream
+ * turns out too short (a 2 KB file could ask for 4 GiB). So freeair inflates
+ * the data set first (zlib; raw deflate as the standard says, or a zlib
+ * stream as some writers make) into a temporary explicit-VR file, bounded by
+ * deflate's largest ratio; reading that file gets DCMTK's usual checks of
+ * lengths against the file size. *deflated = 0 and nothing is written for
+ * any other file. */
+fa_status inflate_if_deflated(const char *path, temp_file &tmp, int *deflated, fa_error *err) {
+    *deflated = 0;
+    FILE *f = std::fopen(path, "rb");
+    if (!f) return fa_error_set(err, FA_ERR_IO, "%s: %s", path, std::strerror(errno));
+    std::vector<unsigned char> head(132);
+    size_t got = std::fread(head.data(), 1, head.size(), f);
+    if (got < 132 || std::memcmp(&head[128], "DICM", 4) != 0) {
+        std::fclose(f);
+        return FA_OK; /* no meta header: DCMTK cannot detect deflate either */
+    }
+    /* the meta group, always explicit VR little endian */
+    std::vector<unsigned char> meta;
+    bool is_deflated = false;
+    unsigned char e[12];
+    for (;;) {
+        long at = std::ftell(f);
+        if (std::fread(e, 1, 8, f) != 8 || le16(e) != 0x0002) {
+            std::fseek(f, at, SEEK_SET);
+            break;
+        }
+        bool long_vr = !std::memcmp(e + 4, "OB", 2) || !std::memcmp(e + 4, "OW", 2) ||
+                       !std::memcmp(e + 4, "UN", 2) || !std::memcmp(e + 4, "SQ", 2) || !std::memcmp(e + 4, "UT", 2);
+        uint32_t len = le16(e + 6);
+        size_t hdr = 8;
+        if (long_vr) {
+            if (std::fread(e + 8, 1, 4, f) != 4) break;
+            len = le32(e + 8);
+            hdr = 12;
+        }
+        if (len > (1u << 20)) {
+            std::fclose(f);
+            return fa_error_set(err, FA_ERR_FORMAT, "%s: meta header element (0002,%04x) of %lu bytes", path,
+                                le16(e + 2), (unsigned long)len);
+        }
+        std::vector<unsigned char> val(len);
+        if (len && std::fread(val.data(), 1, len, f) != len) {
+            std::fclose(f);
+            return FA_OK; /* truncated meta: DCMTK says so */
+        }
+        uint32_t el = le16(e + 2);
+        if (el == 0x0000) continue; /* group length: recomputed below */
+        if (el == 0x0010) {
+            std::string uid(val.begin(), val.end());
+            while (!uid.empty() && (uid.back() == '\0' || uid.back() == ' ')) uid.pop_back();
+            if (uid != kDeflatedUid) {
+                std::fclose(f);
+                return FA_OK;
+            }
+            is_deflated = true;
+            const size_t n = sizeof kExplicitLeUid; /* with its NUL: even length */
+            unsigned char ts[8] = {0x02, 0x00, 0x10, 0x00, 'U', 'I', (unsigned char)n, 0};
+            meta.insert(meta.end(), ts, ts + 8);
+            meta.insert(meta.end(), kExplicitLeUid, kExplicitLeUid + n);
+            continue;
+        }
+        meta.insert(meta.end(), e, e + hdr);
+        meta.insert(meta.end(), val.begin(), val.end());
+    }
+    if (!is_deflated) {
+        std::fclose(f);
+        return FA_OK;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        std::fclose(f);
+        return fa_error_set(err, FA_ERR_IO, "%s: %s", path, std::strerror(errno));
+    }
+    const unsigned long long limit = ((unsigned long long)st.st_size + 1024) * 1032ull;
+    const char *dir = std::getenv("TMPDIR");
+    std::string templ = std::string(dir && *dir ? dir : "/tmp") + "/freeair-inflated-XXXXXX";
+    std::vector<char> name(templ.begin(), templ.end());
+    name.push_back('\0');
+    int fd = mkstemp(name.data());
+    if (fd < 0) {
+        std::fclose(f);
+        return fa_error_set(err, FA_ERR_IO, "%s: temporary file for inflating: %s", path, std::strerror(errno));
+    }
+    tmp.path = name.data();
+    FILE *out = fdopen(fd, "wb");
+    if (!out) {
+        close(fd);
+        std::fclose(f);
+        return fa_error_set(err, FA_ERR_IO, "%s: %s", tmp.path.c_str(), std::strerror(errno));
+    }
+    unsigned char group_len[12] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0};
+    uint32_t ml = (uint32_t)meta.size();
+    for (int i = 0; i < 4; i++) group_len[8 + i] = (unsigned char)(ml >> (8 * i));
+    std::fwrite(head.data(), 1, 132, out);
+    std::fwrite(group_len, 1, 12, out);
+    std::fwrite(meta.data(), 1, meta.size(), out);
+
+    const long data_at = std::ftell(f);
+    fa_status rc = FA_OK;
+    for (int attempt = 0; attempt < 2 && rc == FA_OK; attempt++) {
+        /* raw deflate first; on a data error at once, a zlib/gzip stream */
+        z_stream z;
+        std::memset(&z, 0, sizeof z);
+        if (inflateInit2(&z, attempt == 0 ? -MAX_WBITS : MAX_WBITS + 32) != Z_OK) {
+            rc = fa_error_set(err, FA_ERR_NOMEM, "%s: zlib could not start", path);
+            break;
+        }
+        std::fseek(f, data_at, SEEK_SET);
+        std::fseek(out, (long)(144 + meta.size()), SEEK_SET);
+        unsigned char in[1 << 15], buf[1 << 16];
+        unsigned long long total = 0;
+        int zr = Z_OK;
+        bool retry = false;
+        while (zr != Z_STREAM_END) {
+            if (z.avail_in == 0) {
+                z.avail_in = (uInt)std::fread(in, 1, sizeof in, f);
+                z.next_in = in;
+                if (z.avail_in == 0) break; /* input ended: DCMTK reports the truncation */
+            }
+            z.next_out = buf;
+            z.avail_out = sizeof buf;
+            zr = inflate(&z, Z_NO_FLUSH);
+            if (zr == Z_DATA_ERROR && attempt == 0 && total == 0 && z.avail_out == sizeof buf) {
+                retry = true;
+                break;
+            }
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+                rc = fa_error_set(err, FA_ERR_FORMAT, "%s: deflated data set is corrupt (zlib: %s)", path,
+                                  z.msg ? z.msg : "error");
+                break;
+            }
+            size_t have = sizeof buf - z.avail_out;
+            total += have;
+            if (total > limit) {
+                rc = fa_error_set(err, FA_ERR_FORMAT, "%s: deflated data set inflates beyond %llu bytes", path,
+                                  limit);
+                break;
+            }
+            if (have && std::fwrite(buf, 1, have, out) != have) {
+                rc = fa_error_set(err, FA_ERR_IO, "%s: writing %s: %s", path, tmp.path.c_str(),
+                                  std::strerror(errno));
+                break;
+            }
+            if (zr == Z_BUF_ERROR && z.avail_in != 0) {
+                rc = fa_error_set(err, FA_ERR_FORMAT, "%s: deflated data set is corrupt", path);
+                break;
+            }
+        }
+        inflateEnd(&z);
+        if (!retry) break;
+    }
+    std::fclose(f);
+    if (std::fclose(out) != 0 && rc == FA_OK)
+        rc = fa_error_set(err, FA_ERR_IO, "%s: writing %s: %s", path, tmp.path.c_str(), std::strerror(errno));
+    if (rc == FA_OK) *deflated = 1;
+    return rc;
+}
+
+fa_status load_file(const char *path, DcmFileFormat &ff, temp_file &tmp, fa_error *err) {
     fa_status rc = open_check(path, err);
     if (rc != FA_OK) return rc;
     shim_init();
-    OFCondition c = ff.loadFile(path, EXS_Unknown, EGL_noChange, kMaxReadLength, ERM_autoDetect);
+    int deflated = 0;
+    if ((rc = inflate_if_deflated(path, tmp, &deflated, err)) != FA_OK) return rc;
+    const char *source = deflated ? tmp.path.c_str() : path;
+    OFCondition c = ff.loadFile(source, EXS_Unknown, EGL_noChange, kMaxReadLength, ERM_autoDetect);
+    if (deflated && c.good()) ff.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, kDeflatedUid);
     if (c == EC_StreamNotifyClient || c == EC_PrematureSequDelimitationItem)
         return fa_error_set(err, FA_ERR_FORMAT, "%s: truncated DICOM file (ends inside an element)", path);
     if (c.bad()) return fa_error_set(err, FA_ERR_FORMAT, "%s: unreadable DICOM: %s", path, c.text());
-    return FA_OK;
+    return check_value_lengths(source, path, ff, err);
 }
 
 void fill_header(DcmFileFormat &ff, dicom_header *h) {
@@ -297,6 +507,46 @@ fa_status first_frame_fragments(const char *path, DcmPixelData *pix, E_TransferS
     return FA_OK;
 }
 
+/* IJG sizes its buffers from the JPEG frame header, not from DICOM's
+ * Rows/Columns (a progressive frame holds 2 bytes per pixel for the whole
+ * image), so a codestream claiming 40000x40000 inside a small file would
+ * make it allocate gigabytes. The SOF/SOF55 header of the first fragment must
+ * agree with Rows/Columns before any decoder sees it. A header that is not in
+ * the first fragment is left to the decoder. */
+fa_status jpeg_frame_header_check(const char *path, DcmPixelData *pix, E_TransferSyntax xfer, int rows, int cols,
+                                  fa_error *err) {
+    DcmPixelSequence *seq = NULL;
+    DcmPixelItem *item = NULL;
+    Uint8 *p = NULL;
+    if (pix->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq || seq->card() < 2 ||
+        seq->getItem(item, 1).bad() || !item || item->getLength() < 4 || item->getUint8Array(p).bad() || !p)
+        return FA_OK;
+    const size_t n = item->getLength();
+    if (p[0] != 0xff || p[1] != 0xd8) return FA_OK;
+    size_t i = 2;
+    while (i + 4 <= n) {
+        if (p[i] != 0xff) return FA_OK;
+        unsigned m = p[i + 1];
+        if (m == 0xff) { /* fill byte */
+            i++;
+            continue;
+        }
+        size_t len = ((size_t)p[i + 2] << 8) | p[i + 3];
+        bool sof = (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) || m == 0xf7;
+        if (sof) {
+            if (i + 9 > n || len < 7) return FA_OK;
+            int h = (p[i + 5] << 8) | p[i + 6], w = (p[i + 7] << 8) | p[i + 8];
+            if (h != rows || w != cols)
+                return fa_error_set(err, FA_ERR_FORMAT, "%s: JPEG frame header says %dx%d, the DICOM header %dx%d",
+                                    path, w, h, cols, rows);
+            return FA_OK;
+        }
+        if (m == 0xda || len < 2) return FA_OK; /* scan data before a frame header: decoder decides */
+        i += 2 + len;
+    }
+    return FA_OK;
+}
+
 bool is_j2k(E_TransferSyntax x) {
     return x == EXS_JPEG2000LosslessOnly || x == EXS_JPEG2000 || x == EXS_JPEG2000MulticomponentLosslessOnly ||
            x == EXS_JPEG2000Multicomponent;
@@ -370,8 +620,9 @@ extern "C" void dicom_raw_free(dicom_raw *raw) {
 extern "C" fa_status dicom_read_header(const char *path, dicom_header *out, fa_error *err) {
     std::memset(out, 0, sizeof *out);
     try {
+        temp_file tmp; /* outlives ff */
         DcmFileFormat ff;
-        fa_status rc = load_file(path, ff, err);
+        fa_status rc = load_file(path, ff, tmp, err);
         if (rc != FA_OK) return rc;
         fill_header(ff, out);
         return FA_OK;
@@ -383,8 +634,9 @@ extern "C" fa_status dicom_read_header(const char *path, dicom_header *out, fa_e
 namespace {
 
 fa_status shim_load(const char *path, dicom_raw *raw, char *warning, size_t cap, fa_error *err) {
+    temp_file tmp; /* outlives ff */
     DcmFileFormat ff;
-    fa_status rc = load_file(path, ff, err);
+    fa_status rc = load_file(path, ff, tmp, err);
     if (rc != FA_OK) return rc;
     dicom_header h;
     fill_header(ff, &h);
@@ -486,6 +738,9 @@ fa_status shim_load(const char *path, dicom_raw *raw, char *warning, size_t cap,
         j2k_free(&jim);
         if (spp == 3) colour_model = "RGB"; /* OpenJPEG undoes the RCT/ICT */
     } else {
+        if (!native && xfer != EXS_RLELossless &&
+            (rc = jpeg_frame_header_check(path, pix, xfer, h.rows, h.columns, err)) != FA_OK)
+            return rc;
         Uint32 frame_size = 0;
         OFCondition c = pix->getUncompressedFrameSize(ds, frame_size);
         if (c.bad() || frame_size == 0)

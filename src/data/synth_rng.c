@@ -10,45 +10,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/fa_rng.h"
 #include "data/synth.h"
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 uint64_t synth_hash64(uint64_t a, uint64_t b, uint64_t c) {
     uint64_t x = a;
-    uint64_t h = splitmix64(&x);
+    uint64_t h = fa_splitmix64(&x);
     x = h ^ b;
-    h = splitmix64(&x);
+    h = fa_splitmix64(&x);
     x = h ^ c;
-    return splitmix64(&x);
+    return fa_splitmix64(&x);
 }
 
 void synth_rng_seed(synth_rng *r, uint64_t seed) {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) r->s[i] = fa_splitmix64(&x);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t synth_rng_u64(synth_rng *r) { return fa_xoshiro_next(r->s); }
 
-uint64_t synth_rng_u64(synth_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-double synth_rng_uniform(synth_rng *r) { return (double)(synth_rng_u64(r) >> 11) * 0x1.0p-53; }
+double synth_rng_uniform(synth_rng *r) { return fa_xoshiro_uniform(r->s); }
 
 double synth_rng_range(synth_rng *r, double lo, double hi) { return lo + (hi - lo) * synth_rng_uniform(r); }
 

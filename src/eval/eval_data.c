@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "data/csv.h"
-#include "eval/digest.h"
+#include "core/digest.h"
 #include "eval/evaluate.h"
 #include "eval/strmap.h"
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "data/csv.h"
-#include "eval/digest.h"
+#include "core/digest.h"
 #include "eval/jsonv.h"
 #include "eval/jsonw.h"
 #include "eval/strmap.h"

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fa_rng.h"
+
 /* ---- distributions ---------------------------------------------------- */
 
 double stats_normal_cdf(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
@@ -508,40 +510,14 @@ stats_mcnemar stats_mcnemar_test(size_t b, size_t c, size_t exact_below) {
 
 /* ---- random numbers and cluster resampling ------------------------- */
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 void stats_rng_seed(stats_rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++) r->s[i] = fa_splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t stats_rng_next(stats_rng *r) { return fa_xoshiro_next(r->s); }
 
-uint64_t stats_rng_next(stats_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-uint64_t stats_rng_below(stats_rng *r, uint64_t n) {
-    /* Reject the top partial block so every residue is equally likely. */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do x = stats_rng_next(r);
-    while (x >= limit);
-    return x % n;
-}
+uint64_t stats_rng_below(stats_rng *r, uint64_t n) { return fa_xoshiro_below(r->s, n); }
 
 uint64_t stats_hash_str(uint64_t h, const char *s) {
     if (!h) h = 0xcbf29ce484222325ULL;

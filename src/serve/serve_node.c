@@ -30,7 +30,7 @@
 #include "data/manifest.h"
 #include "data/resize.h"
 #include "eval/cam.h"
-#include "eval/digest.h"
+#include "core/digest.h"
 #include "serve/serve.h"
 #include "serve/serve_db.h"
 #include "serve/serve_http.h"

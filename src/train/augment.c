@@ -6,15 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fa_rng.h"
 #include "data/resize.h"
 #include "models/preprocess.h"
 
-static uint64_t mix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t mix64(uint64_t z) { return fa_splitmix64(&z); }
 
 uint64_t aug_hash4(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
     uint64_t h = mix64(a);
@@ -32,31 +28,11 @@ void aug_rng_seed(aug_rng *r, uint64_t seed, uint64_t stream, uint64_t a, uint64
     if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1; /* xoshiro's only bad state */
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t aug_rng_next(aug_rng *r) { return fa_xoshiro_next(r->s); }
 
-uint64_t aug_rng_next(aug_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
+double aug_rng_uniform(aug_rng *r) { return fa_xoshiro_uniform(r->s); }
 
-double aug_rng_uniform(aug_rng *r) { return (double)(aug_rng_next(r) >> 11) * 0x1.0p-53; }
-
-uint64_t aug_rng_below(aug_rng *r, uint64_t n) {
-    /* Rejection keeps the draw exactly uniform (no modulo bias). */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do x = aug_rng_next(r);
-    while (x >= limit);
-    return x % n;
-}
+uint64_t aug_rng_below(aug_rng *r, uint64_t n) { return fa_xoshiro_below(r->s, n); }
 
 aug_params aug_identity(void) {
     aug_params p = {0, 0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0};

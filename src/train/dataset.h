@@ -49,7 +49,4 @@ void dataset_source_close(dataset_source *s);
  * valid until dataset_source_close (do not free). Errors name the file. */
 fa_status dataset_source_read(dataset_source *s, const dataset_item *it, fa_image *out, int *owned, fa_error *err);
 
-/* SHA-256 of a file as 64 hex digits (+NUL). */
-fa_status dataset_sha256_file(const char *path, char hex[65], fa_error *err);
-
 #endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/digest.h"
 #include "core/fa_progress.h"
 #include "engine/exec.h"
 #include "engine/optim.h"
@@ -286,7 +287,7 @@ static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err)
                             t->nranks);
     if (c->threads > 0) exec_set_threads(c->threads);
     if ((st = dataset_load(c, &t->train, &t->val, NULL, err)) != FA_OK) return st;
-    if ((st = dataset_sha256_file(c->manifest, t->manifest_sha, err)) != FA_OK) return st;
+    if ((st = digest_sha256_file(c->manifest, t->manifest_sha, err)) != FA_OK) return st;
     if (c->pos_weight > 0) t->pos_weight = (float)c->pos_weight;
     else if (t->train.n_pos == 0)
         return fa_error_set(err, FA_ERR_ARG, "%s: pos_weight=auto but split '%s' has no positive image", c->manifest,

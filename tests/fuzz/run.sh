@@ -22,7 +22,7 @@ OUT="${FUZZ_BUILD:-build-fuzz}"
 JOBS="${FUZZ_JOBS:-2}"
 REF_PYTHON="${REF_PYTHON:-/usr/bin/python3}"
 FREEAIR_SHARED="${FREEAIR_SHARED:-$ROOT/../shared}"
-PKGS="dcmtk libopenjp2 libpng libjpeg sqlite3 zlib"
+PKGS="dcmtk libopenjp2 libpng libjpeg sqlite3 zlib ompi-c"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 # A lower pixel cap keeps hostile headers inside libFuzzer's RSS limit.
 DEFS="-D_GNU_SOURCE -DFA_IMAGE_MAX_PIXELS=(1ull<<22) -Isrc $(pkg-config --cflags $PKGS)"

@@ -13,7 +13,8 @@
 #   - the test AUC in metrics.json equals scikit-learn's on predictions.csv;
 #   - demo.jsonl is valid JSON lines with a stage_done per stage;
 #   - a second run skips every stage (resume) and prints the same summary;
-#   - bad options exit 2, a failing stage exits 1 with one line naming it.
+#   - bad options exit 2 (missing ImageNet weights for --full: 1) before
+#     anything is written; a failing stage exits 1 with one line naming it.
 set -euo pipefail
 # Shared 2-core machine: passive OpenMP workers instead of spinning ones (as
 # test_train_tiny.sh).
@@ -65,7 +66,7 @@ check("freeair synth --preset tiny" in coh.get("generator", ""), "cohort.generat
 check("synthetic" in coh.get("description", "").lower(), "cohort.description")
 m = rep.get("metrics") or json.load(open(os.path.join(out, "study/metrics.json")))
 models = {x["name"]: x for x in m["models"]}
-check(sorted(models) == ["densenet121", "resnet50"], "models %s" % sorted(models))
+check(sorted(models) == ["densenet161", "resnet50"], "models %s" % sorted(models))
 check(m.get("thresholds_locked") is True, "thresholds locked on validation")
 want_groups = {"unit", "manufacturer", "hospital", "view", "free_air_size", "free_air_side"}
 for name, mod in models.items():
@@ -121,7 +122,7 @@ for name, mod in models.items():
 # --- JSON-lines log
 events = [json.loads(l) for l in open(os.path.join(out, "demo.jsonl")) if l.strip()]
 done = {e["stage"] for e in events if e.get("event") == "stage_done"}
-stages = {"synth", "scan", "split", "cache", "train-resnet50", "train-densenet121", "score", "eval", "cam", "report"}
+stages = {"synth", "scan", "split", "cache", "train-resnet50", "train-densenet161", "score", "eval", "cam", "report"}
 check(stages <= done, "stage_done events %s" % sorted(done))
 check(events[-1]["event"] == "demo_done", "last event demo_done")
 check(any(e.get("event") == "summary" for e in events), "summary event")
@@ -142,11 +143,17 @@ diff <(grep -v "^freeair demo finished" "$tmp/run1.out") <(grep -v "^freeair dem
 set +e
 "$FREEAIR_BIN" demo --preset huge --out "$tmp/x" 2>"$tmp/e1"; rc1=$?
 "$FREEAIR_BIN" demo --archs resnet50,nosuchnet --out "$tmp/x" 2>"$tmp/e2"; rc2=$?
+"$FREEAIR_BIN" demo --full --preset tiny --out "$tmp/x" 2>"$tmp/e4"; rc4=$?
+"$FREEAIR_BIN" demo --full --pretrained-dir "$tmp/noweights" --out "$tmp/x" 2>"$tmp/e5"; rc5=$?
 mkdir -p "$tmp/bad" && echo "not a folder" >"$tmp/bad/cohort"
 "$FREEAIR_BIN" demo --preset tiny --out "$tmp/bad" >/dev/null 2>"$tmp/e3"; rc3=$?
 set -e
 [ "$rc1" -eq 2 ] && grep -q "^freeair demo: --preset: 'huge'" "$tmp/e1" || { echo "bad preset: rc $rc1"; cat "$tmp/e1"; exit 1; }
 [ "$rc2" -eq 2 ] && grep -q "unknown architecture 'nosuchnet'" "$tmp/e2" || { echo "bad arch: rc $rc2"; cat "$tmp/e2"; exit 1; }
+[ "$rc4" -eq 2 ] || { echo "--full --preset: rc $rc4"; cat "$tmp/e4"; exit 1; }
+[ "$rc5" -eq 1 ] && grep -q "noweights/resnet50.safetensors: no ImageNet weights" "$tmp/e5" || {
+  echo "missing weights: rc $rc5"; cat "$tmp/e5"; exit 1; }
+[ ! -e "$tmp/x" ] || { echo "a refused run created its output folder"; exit 1; }
 [ "$rc3" -eq 1 ] && tail -n 1 "$tmp/e3" | grep -q "^freeair demo: stage synth: " || {
   echo "failing stage: rc $rc3"; cat "$tmp/e3"; exit 1; }
 echo "test_demo_tiny: ok"

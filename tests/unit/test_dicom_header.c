@@ -1,12 +1,14 @@
 /* test_dicom_header.c - dicom_read_header on the shared real-world corpus
  * (expected values from its MANIFEST.csv and dcmdump), error codes for
- * missing and non-DICOM files, and thread safety: headers read and frames
- * decoded from many OpenMP threads at once equal the serial results. */
+ * missing and non-DICOM files, hostile lengths (found by fuzz_dicom), and
+ * thread safety: headers read and frames decoded from many OpenMP threads at
+ * once equal the serial results. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "common/fa_test.h"
 #include "data/dicom.h"
@@ -82,6 +84,87 @@ static void test_errors(void) {
     CHECK(strstr(err.msg, "966.dcm") != NULL && strstr(err.msg, "JPEG 2000") != NULL);
 }
 
+
+/* Little-endian explicit-VR element writers for hand-made hostile files. */
+static void put16(FILE *f, unsigned v) { fputc(v & 0xff, f), fputc(v >> 8, f); }
+static void put32(FILE *f, unsigned long v) { put16(f, v & 0xffff), put16(f, v >> 16); }
+static void el_short(FILE *f, unsigned g, unsigned e, const char *vr, const void *val, unsigned len) {
+    put16(f, g), put16(f, e), fwrite(vr, 1, 2, f), put16(f, len), fwrite(val, 1, len, f);
+}
+static void el_us(FILE *f, unsigned g, unsigned e, unsigned v) {
+    unsigned char b[2] = {v & 0xff, v >> 8};
+    el_short(f, g, e, "US", b, 2);
+}
+
+/* An 8x8 JPEG baseline file whose codestream's frame header claims
+ * 40000x40000: IJG would size its buffers from that, so the reader must
+ * refuse it from the headers (the fuzzer found the progressive variant asking
+ * for 3.6 GB). */
+static void test_hostile_jpeg_frame_header(void) {
+    char path[] = "/tmp/freeair_hostile_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "wb");
+    static const char ts[] = "1.2.840.10008.1.2.4.50"; /* 22 chars + NUL pad */
+    for (int i = 0; i < 128; i++) fputc(0, f);
+    fwrite("DICM", 1, 4, f);
+    el_short(f, 0x0002, 0x0000, "UL", (unsigned char[]){32, 0, 0, 0}, 4);
+    el_short(f, 0x0002, 0x0010, "UI", ts, 24);
+    el_us(f, 0x0028, 0x0002, 1);
+    el_short(f, 0x0028, 0x0004, "CS", "MONOCHROME2 ", 12);
+    el_us(f, 0x0028, 0x0010, 8);
+    el_us(f, 0x0028, 0x0011, 8);
+    el_us(f, 0x0028, 0x0100, 8);
+    el_us(f, 0x0028, 0x0101, 8);
+    el_us(f, 0x0028, 0x0102, 7);
+    el_us(f, 0x0028, 0x0103, 0);
+    static const unsigned char jpeg[] = {0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08, 0x9c, 0x40,
+                                         0x9c, 0x40, 0x01, 0x01, 0x11, 0x00, 0xff, 0xd9, 0x00};
+    put16(f, 0x7fe0), put16(f, 0x0010), fwrite("OB\0\0", 1, 4, f), put32(f, 0xffffffffUL);
+    put16(f, 0xfffe), put16(f, 0xe000), put32(f, 0);
+    put16(f, 0xfffe), put16(f, 0xe000), put32(f, sizeof jpeg), fwrite(jpeg, 1, sizeof jpeg, f);
+    put16(f, 0xfffe), put16(f, 0xe0dd), put32(f, 0);
+    fclose(f);
+    fa_image im;
+    fa_error err;
+    CHECK(dicom_decode(path, DICOM_STAGE_RAW, &im, NULL, 0, &err) == FA_ERR_FORMAT);
+    CHECK(strstr(err.msg, "JPEG frame header says 40000x40000") != NULL);
+    CHECK(im.pixels == NULL);
+    unlink(path);
+}
+
+/* A deflated data set whose one element declares 4 GiB: DCMTK, reading the
+ * deflate stream, would allocate that before finding the stream short (the
+ * fuzzer's out-of-memory); the reader inflates first and then sees a
+ * truncated file. */
+static void test_hostile_deflated_length(void) {
+    unsigned char ds[8 + 4 + 64] = {0x09, 0x00, 0x10, 0x00, 'O', 'B', 0, 0, 0xfe, 0xff, 0xff, 0xf0};
+    unsigned char z[256];
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    CHECK(deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    zs.next_in = ds, zs.avail_in = sizeof ds, zs.next_out = z, zs.avail_out = sizeof z;
+    CHECK(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+    size_t zn = sizeof z - zs.avail_out;
+    deflateEnd(&zs);
+    char path[] = "/tmp/freeair_deflated_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "wb");
+    static const char ts[] = "1.2.840.10008.1.2.1.99"; /* 22 chars + NUL pad */
+    for (int i = 0; i < 128; i++) fputc(0, f);
+    fwrite("DICM", 1, 4, f);
+    el_short(f, 0x0002, 0x0000, "UL", (unsigned char[]){32, 0, 0, 0}, 4);
+    el_short(f, 0x0002, 0x0010, "UI", ts, 24);
+    fwrite(z, 1, zn, f);
+    fclose(f);
+    dicom_header h;
+    fa_error err;
+    CHECK(dicom_read_header(path, &h, &err) == FA_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "truncated") != NULL, "%s", err.msg);
+    unlink(path);
+}
+
 static const char *const files[] = {
     "fo-dicom/CR-MONO1-10-chest",
     "udacity-AIHCND_C2_Starter/test1.dcm",
@@ -145,6 +228,8 @@ int main(void) {
     }
     test_known_headers();
     test_errors();
+    test_hostile_jpeg_frame_header();
+    test_hostile_deflated_length();
     test_threads();
     return fa_test_finish("test_dicom_header");
 }

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "common/fa_test.h"
-#include "eval/digest.h"
+#include "core/digest.h"
 #include "eval/jsonv.h"
 #include "eval/jsonw.h"
 #include "eval/strmap.h"

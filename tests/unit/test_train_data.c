@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/fa_test.h"
+#include "core/digest.h"
 #include "data/image.h"
 #include "models/preprocess.h"
 #include "train/augment.h"
@@ -307,7 +308,7 @@ static void test_dataset_and_loader(void) {
     CHECK(dataset_load(&c2, &tr, &va, NULL, &err) != FA_OK && strstr(err.msg, "none.csv"));
 
     char hex[65];
-    CHECK(dataset_sha256_file(write_manifest("abc.txt", "abc"), hex, &err) == FA_OK);
+    CHECK(digest_sha256_file(write_manifest("abc.txt", "abc"), hex, &err) == FA_OK);
     CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
 }
 

@@ -1,5 +1,5 @@
 /* digest.c - SHA-256 (FIPS 180-4), small and dependency-free. */
-#include "eval/digest.h"
+#include "core/digest.h"
 
 #include <errno.h>
 #include <stdio.h>
