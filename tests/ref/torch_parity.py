@@ -20,7 +20,13 @@ random batch and then perturbed, random num_batches_tracked), and writes:
                               level: noise.grad.<param>, noise.grad_l2,
                               noise.state.<buffer>, traj_alt; and
                               flip.grad.<param>, the gradient change if every
-                              near-zero ReLU input went the other way.
+                              near-zero ReLU input went the other way;
+                              with --eval-grad, egrad.<param>: the exact
+                              (fp64) gradient of the loss with BN in eval
+                              mode (running statistics, as when fine-tuning
+                              with frozen BN), egrad32.<param> PyTorch fp32's,
+                              and egrad_torch.<param> the relative distance
+                              between the two.
 
 Inception: transform_input on (as torchvision's pretrained default), dropout
 0, loss = BCE(logits) + 0.4 * BCE(aux_logits). safetensors is written by hand
@@ -187,6 +193,8 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--train", action="store_true")
+    ap.add_argument("--eval-grad", action="store_true",
+                    help="exact gradients with BN in eval mode (well conditioned: a strict check)")
     ap.add_argument("--steps", type=int, default=10)
     # 1e-3: at 1e-2 a batch of two is fitted so fast that the trajectory is
     # chaotic (PyTorch itself drifts 1e-2 after a 1e-6 weight perturbation).
@@ -279,6 +287,26 @@ def main():
         data["traj"] = trajectory(net, start, x, target, a)
         data["traj_alt"] = trajectory(copy.deepcopy(net).to(memory_format=torch.channels_last), start,
                                       x.contiguous(memory_format=torch.channels_last), target, a)
+    if a.eval_grad:
+        # With running statistics BN is an affine map, so backward is well
+        # conditioned (no division by batch variances of two images): unlike
+        # the training-mode step above, fp32 is close to exact here, and the
+        # runner holds every gradient to the issue's 1e-3 without allowances
+        # (against fp64 or PyTorch fp32, which share most ReLU decisions).
+        grads = {}
+        for dtype in (torch.float64, torch.float32):
+            m = copy.deepcopy(net).to(dtype)
+            m.load_state_dict(start)
+            m.eval()
+            m.zero_grad()
+            out = m(x.to(dtype))
+            F.binary_cross_entropy_with_logits(out.reshape(-1), target.to(dtype)).backward()
+            grads[dtype] = {n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone()
+                            for n, p in m.named_parameters()}
+        for n, g in grads[torch.float64].items():
+            data["egrad." + n] = g.float()
+            data["egrad32." + n] = grads[torch.float32][n]
+            data["egrad_torch." + n] = rel_err(grads[torch.float32][n], g).reshape(1)
     save_safetensors(os.path.join(a.outdir, "data.safetensors"), data, meta)
     return 0
 
