@@ -19,8 +19,8 @@ packages=(
   python3-sklearn python3-pil r-base-core r-cran-proc dicom3tools
   # report and worklist pages are checked in headless Chromium
   chromium fonts-dejavu-core
-  # benchmarks
-  hyperfine
+  # benchmarks (python3-venv: bench/torch_venv.sh installs the newest PyTorch from PyPI as a peer)
+  hyperfine python3-venv
 )
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
