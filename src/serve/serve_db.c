@@ -189,15 +189,33 @@ static int queue_locked(serve_db *db, const char *sop, const char *kind, const c
     return ok;
 }
 
+/* One write transaction under the connection's mutex: tx_begin locks and
+ * begins (and unlocks again if BEGIN fails); tx_end commits when ok, else
+ * records the SQLite error under `what` and rolls back, then unlocks. */
+static fa_status tx_begin(serve_db *db, fa_error *err) {
+    pthread_mutex_lock(&db->mu);
+    fa_status st = exec_locked(db, "BEGIN IMMEDIATE", err);
+    if (st != FA_OK) pthread_mutex_unlock(&db->mu);
+    return st;
+}
+
+static fa_status tx_end(serve_db *db, int ok, const char *what, fa_error *err) {
+    fa_status st;
+    if (!ok) {
+        st = db_fail(db, err, what);
+        exec_locked(db, "ROLLBACK", NULL);
+    } else {
+        st = exec_locked(db, "COMMIT", err);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return st;
+}
+
 fa_status serve_db_scored(serve_db *db, const char *sop_uid, const serve_score *sc, const char *sr_path,
                           const char *sc_path, fa_error *err) {
-    pthread_mutex_lock(&db->mu);
+    fa_status st = tx_begin(db, err);
+    if (st != FA_OK) return st;
     double now = serve_db_now();
-    fa_status st = exec_locked(db, "BEGIN IMMEDIATE", err);
-    if (st != FA_OK) {
-        pthread_mutex_unlock(&db->mu);
-        return st;
-    }
     sqlite3_stmt *s = NULL;
     int ok = sqlite3_prepare_v2(db->h,
                                 "UPDATE instances SET state='scored', score=?, decision=?, threshold=?, model=?,"
@@ -222,14 +240,7 @@ fa_status serve_db_scored(serve_db *db, const char *sop_uid, const serve_score *
     sqlite3_finalize(s);
     if (ok && sr_path) ok = queue_locked(db, sop_uid, "sr", sr_path, now);
     if (ok && sc_path) ok = queue_locked(db, sop_uid, "sc", sc_path, now);
-    if (!ok) {
-        st = db_fail(db, err, "record score");
-        exec_locked(db, "ROLLBACK", NULL);
-    } else {
-        st = exec_locked(db, "COMMIT", err);
-    }
-    pthread_mutex_unlock(&db->mu);
-    return st;
+    return tx_end(db, ok, "record score", err);
 }
 
 fa_status serve_db_failed(serve_db *db, const char *sop_uid, const char *message, fa_error *err) {
@@ -291,13 +302,9 @@ int serve_db_next_outgoing(serve_db *db, double now, double lease_s, serve_outgo
 
 fa_status serve_db_outgoing_done(serve_db *db, const serve_outgoing *o, int sent, double next_try, int give_up,
                                  const char *message, fa_error *err) {
-    pthread_mutex_lock(&db->mu);
+    fa_status st = tx_begin(db, err);
+    if (st != FA_OK) return st;
     double now = serve_db_now();
-    fa_status st = exec_locked(db, "BEGIN IMMEDIATE", err);
-    if (st != FA_OK) {
-        pthread_mutex_unlock(&db->mu);
-        return st;
-    }
     sqlite3_stmt *s = NULL;
     int ok = sqlite3_prepare_v2(db->h,
                                 "UPDATE outbox SET state=?, attempts=attempts+1, next_try=?, last_error=?,"
@@ -327,14 +334,7 @@ fa_status serve_db_outgoing_done(serve_db *db, const serve_outgoing *o, int sent
         }
         sqlite3_finalize(s);
     }
-    if (!ok) {
-        st = db_fail(db, err, "outbox update");
-        exec_locked(db, "ROLLBACK", NULL);
-    } else {
-        st = exec_locked(db, "COMMIT", err);
-    }
-    pthread_mutex_unlock(&db->mu);
-    return st;
+    return tx_end(db, ok, "outbox update", err);
 }
 
 fa_status serve_db_counts(serve_db *db, serve_counts *out, fa_error *err) {
