@@ -105,7 +105,7 @@ static void test_hostile_jpeg_frame_header(void) {
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     FILE *f = fdopen(fd, "wb");
-    static const char ts[] = "1.2.840.10008.1.2.4.50"; /* 22 chars + NUL pad */
+    static const char ts[24] = "1.2.840.10008.1.2.4.50"; /* 22 chars, NUL-padded to even */
     for (int i = 0; i < 128; i++) fputc(0, f);
     fwrite("DICM", 1, 4, f);
     el_short(f, 0x0002, 0x0000, "UL", (unsigned char[]){32, 0, 0, 0}, 4);
@@ -151,7 +151,7 @@ static void test_hostile_deflated_length(void) {
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     FILE *f = fdopen(fd, "wb");
-    static const char ts[] = "1.2.840.10008.1.2.1.99"; /* 22 chars + NUL pad */
+    static const char ts[24] = "1.2.840.10008.1.2.1.99"; /* 22 chars, NUL-padded to even */
     for (int i = 0; i < 128; i++) fputc(0, f);
     fwrite("DICM", 1, 4, f);
     el_short(f, 0x0002, 0x0000, "UL", (unsigned char[]){32, 0, 0, 0}, 4);
