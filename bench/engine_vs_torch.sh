@@ -10,12 +10,12 @@
 #
 # usage: bench/engine_vs_torch.sh [--quick] [--archs a,b] [--configs infer:1,infer:16,train:16]
 #            [--precisions fp32,bf16] [--iters K] [--warmup W] [--repeat R] [--threads T]
-#            [--channels-last] [--build DIR] [--out FILE.json] [--peer-python PY]
+#            [--channels-last] [--build DIR] [--out FILE.json] [--peer-python PY] [--newest-torch]
 #
 # --quick: resnet50 only, infer:1 and train:16, 2 iterations, 1 repeat.
-# Peers: PyTorch 1.13 from Debian (/usr/bin/python3). --peer-python adds
-# another interpreter (e.g. a venv with the newest PyTorch CPU wheel) as a
-# second peer; none is created by default (see docs/performance.md, why).
+# Peers: PyTorch 1.13 from Debian (/usr/bin/python3). --newest-torch adds the
+# newest PyTorch release from PyPI, in the venv bench/torch_venv.sh creates
+# (once; about 3 GB download); --peer-python adds any other interpreter.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +44,7 @@ while [ $# -gt 0 ]; do
     --build) BUILD="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --peer-python) PEERS+=("$2"); shift ;;
+    --newest-torch) PEERS+=("$("$(dirname "${BASH_SOURCE[0]}")/torch_venv.sh")") ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "engine_vs_torch.sh: unknown option '$1'" >&2; exit 2 ;;
     esac

@@ -5,6 +5,9 @@
 # all-reduce volume and its time per step (from the step records of
 # train.jsonl), and a pure MPI_Allreduce microbenchmark of the same sizes
 # (bandwidth and latency terms for the cluster model in docs/distributed.md).
+# The 2-rank run is made twice: with the all-reduce overlapped with backward
+# (the default; "early" = buckets started during backward per step) and with
+# FREEAIR_DIST_OVERLAP=0 (started after backward), ranks column "2late".
 #
 # usage: bench/mpi_bench.sh [BUILD_DIR]   (env: ARCHS, SIZE, BATCH, STEPS, THREADS)
 set -euo pipefail
@@ -56,7 +59,7 @@ C
 mpicc -O2 -o "$tmp/ar" "$tmp/ar.c"
 
 echo "# freeair data-parallel bench: $(nproc) cores, size $SIZE px, global batch $BATCH, $STEPS steps (first dropped)"
-printf '%-12s %6s %8s %10s %10s %12s %12s\n' arch ranks threads ms/step img/s allreduce_MB allreduce_ms
+printf '%-12s %6s %8s %10s %10s %12s %12s %6s\n' arch ranks threads ms/step img/s allreduce_MB allreduce_ms early
 sizes="1 1024"
 for arch in $ARCHS; do
   cat >"$tmp/$arch.conf" <<CONF
@@ -72,7 +75,9 @@ CONF
   OMP_NUM_THREADS=$THREADS "$bin" train --config "$tmp/$arch.conf" --threads "$THREADS" --out "$tmp/$arch.1" --quiet >/dev/null
   OMP_NUM_THREADS=$half "${MPIRUN[@]}" -np 2 "$bin" train --config "$tmp/$arch.conf" --threads "$half" \
     --out "$tmp/$arch.2" --quiet >/dev/null
-  for r in 1 2; do
+  FREEAIR_DIST_OVERLAP=0 OMP_NUM_THREADS=$half "${MPIRUN[@]}" -x FREEAIR_DIST_OVERLAP -np 2 "$bin" train \
+    --config "$tmp/$arch.conf" --threads "$half" --out "$tmp/$arch.2late" --quiet >/dev/null
+  for r in 1 2 2late; do
     "$PY" - "$tmp/$arch.$r/train.jsonl" "$arch" "$r" "$([ "$r" = 1 ] && echo "$THREADS" || echo "$half")" <<'PY'
 import json, sys
 steps = [json.loads(l) for l in open(sys.argv[1])]
@@ -81,7 +86,8 @@ ms = 1e3 * sum(s["images"] / s["images_per_s"] for s in steps) / len(steps)
 ips = sum(s["images"] for s in steps) / sum(s["images"] / s["images_per_s"] for s in steps)
 mb = steps[0].get("allreduce_bytes", 0) / 1e6
 ar = 1e3 * sum(s.get("allreduce_s", 0) for s in steps) / len(steps)
-print(f"{sys.argv[2]:<12} {sys.argv[3]:>6} {sys.argv[4]:>8} {ms:10.1f} {ips:10.2f} {mb:12.2f} {ar:12.2f}")
+early = sum(s.get("allreduce_early_buckets", 0) for s in steps) / len(steps)
+print(f"{sys.argv[2]:<12} {sys.argv[3]:>6} {sys.argv[4]:>8} {ms:10.1f} {ips:10.2f} {mb:12.2f} {ar:12.2f} {early:6.1f}")
 PY
   done
   n=$(grep -o '"allreduce_bytes":[0-9]*' "$tmp/$arch.2/train.jsonl" | head -1 | cut -d: -f2)

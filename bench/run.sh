@@ -4,7 +4,7 @@
 #
 # usage: bench/run.sh [engine|engine-full|decode|serve|mpi|all]...   (default: engine)
 #   engine       bench/engine_vs_torch.sh --quick (resnet50, a few minutes)
-#   engine-full  the whole matrix of issue 9 (five architectures, hours on 2 cores)
+#   engine-full  the whole matrix of issue 9 (five architectures, both PyTorch peers; hours on 2 cores)
 #   decode, serve, mpi   bench/<name>_bench.sh with its defaults
 # BUILD (default build) names the build folder; results go to bench/results/.
 set -euo pipefail
@@ -15,7 +15,7 @@ export BUILD FREEAIR_BUILD="$BUILD"
 for what in "$@"; do
     case "$what" in
     engine) bench/engine_vs_torch.sh --quick --build "$BUILD" ;;
-    engine-full) bench/engine_vs_torch.sh --build "$BUILD" --configs infer:1,infer:16,train:16,train:32 ;;
+    engine-full) bench/engine_vs_torch.sh --build "$BUILD" --configs infer:1,infer:16,train:16,train:32 --newest-torch ;;
     decode | serve | mpi)
         if [ -x "bench/${what}_bench.sh" ]; then "bench/${what}_bench.sh"; else
             echo "run.sh: bench/${what}_bench.sh: not present" >&2; exit 1; fi ;;

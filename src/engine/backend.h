@@ -79,10 +79,27 @@ typedef struct bk_node_desc {
     float eps, momentum;                     /* batch norm */
     float p;                                 /* dropout */
     const float *affine_scale, *affine_shift; /* channel affine: out_c each */
-    /* Batch norm in an inference-only node (training = backward = 0): apply
-     * ReLU to the output too (oneDNN's fused BN+ReLU), so that the executor
-     * can skip the following ReLU node. Ignored otherwise. */
+    /* Batch norm: apply ReLU to the output too (oneDNN's fused BN+ReLU), so
+     * that the executor can skip the following ReLU node; with backward the
+     * node keeps the ReLU's mask (a SAVED buffer) and its backward takes the
+     * gradient of the ReLU output. */
     int fuse_relu;
+    /* Convolution in an inference-only node (training = backward = 0):
+     * fold_bn: the batch norm that follows (running statistics, epsilon
+     * fold_eps; bk_io.bn_*) is applied to the accumulator as per-channel
+     * scale/shift post-ops computed at each forward, or, where no direct
+     * kernel takes those, folded into the weights and bias whenever the
+     * weights are converted; sum_md: when non-NULL the output is added to a
+     * value of this layout (bk_io.sum_src, a residual add) by a sum post-op;
+     * post_relu: ReLU applied last. Ignored otherwise. */
+    int fold_bn;
+    float fold_eps;
+    const bk_md *sum_md;
+    int post_relu;
+    /* Batch norm in a training node with backward: also create what a
+     * synchronised batch norm needs (bk_io.bn_sync): a normalisation with
+     * given statistics and the input-gradient correction. */
+    int bn_sync;
 } bk_node_desc;
 
 /* Pointers for one forward or backward run. in/out are value buffers in the
@@ -104,7 +121,20 @@ typedef struct bk_io {
      * converted weights from an earlier forward and the parameters have not
      * changed since; forward skips the fp32 -> compute layout reorder. */
     int weights_cached;
+    /* Convolution with fold_bn: the folded batch norm's parameters. */
+    const float *bn_weight, *bn_bias, *bn_mean, *bn_var;
+    const void *sum_src; /* convolution with sum_md: the value added */
+    /* Batch norm created with bn_sync: the statistics and gradient sums are
+     * made global through these (exec.h, exec_hooks); NULL = local. */
+    const struct bk_bn_sync *bn_sync;
 } bk_io;
+
+/* exec_hooks' synchronised-BatchNorm members, passed down to the node. */
+typedef struct bk_bn_sync {
+    void *ctx;
+    fa_status (*stats)(void *ctx, int channels, double *count, float *mean, float *var, fa_error *err);
+    fa_status (*grad_sums)(void *ctx, int channels, float *sums, fa_error *err);
+} bk_bn_sync;
 
 fa_status bk_node_create(bk_node **out, bk_ctx *c, const bk_node_desc *d, fa_error *err);
 void bk_node_free(bk_node *n);

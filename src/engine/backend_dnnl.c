@@ -87,8 +87,14 @@ struct bk_node {
     bk_prim w_r, wb_r, dw_r;
     /* unary ops: gradient of input 0 */
     bk_deliver d0;
-    /* batch norm */
-    int b_stats, b_dss;
+    /* batch norm (b_bnws: the fused ReLU's workspace, -1 if none) */
+    int b_stats, b_dss, b_bnws;
+    dnnl_memory_desc_t bnws_md;
+    /* synchronised batch norm (bk_node_desc.bn_sync, see bn_sync_create) */
+    int sync, b_corr;
+    bk_prim fwd_g, bwd_g, corr_r;
+    double sync_count; /* global values per channel of the last forward */
+    float *sync_buf;   /* 4C: gradient sums, correction scale and shift */
     /* pooling */
     int b_ws;
     dnnl_memory_desc_t ws_md;
@@ -103,6 +109,26 @@ struct bk_node {
     dnnl_memory_desc_t mask_md;
     /* channel affine */
     dnnl_memory_desc_t aff_md;
+    /* inference convolution fusions (bk_node_desc.fold_bn/sum_md/post_relu):
+     * with fold_bn, buffer b_w holds the folded weights in the forward
+     * layout followed (at w_bytes) by the folded fp32 bias, and b_fold the
+     * folded fp32 OIHW weights before their reorder */
+    int fold_bn, post_relu, post_sum, b_fold;
+    /* bn_post: the BN is applied as per-channel multiply and add post-ops
+     * (scale/shift in bn_ss, 2C floats, recomputed at each forward) instead
+     * of being folded into the weights; w_fold: folded into the weights */
+    int bn_post, w_fold;
+    /* convolution backward weights in layouts of its own (see conv_create):
+     * reorders of src and diff_dst into them, BWD buffers b_bw_src/b_bw_ddst */
+    dnnl_memory_desc_t bw_src, bw_ddst;
+    bk_prim bw_src_r, bw_ddst_r;
+    int b_bw_src, b_bw_ddst;
+    float *bn_ss;
+    dnnl_memory_desc_t bn_md;
+    float fold_eps;
+    size_t w_bytes;
+    dnnl_memory_desc_t sum_md;
+    bk_prim sum_r;
 };
 
 /* ---- errors and small helpers ------------------------------------------ */
@@ -177,6 +203,43 @@ static dnnl_status_t prim_op(bk_prim *pr, bk_ctx *c, const void *desc, int sum,
     dnnl_status_t st = attr_make(&attr, sum);
     if (st != dnnl_success) return st;
     st = dnnl_primitive_desc_create(&pr->pd, desc, attr, c->eng, hint);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) {
+        pr->pd = NULL;
+        return st;
+    }
+    return prim_finish(pr);
+}
+
+/* Inference convolution post-ops, in the order applied to the accumulator:
+ * BN as x * scale[c] + shift[c] (when bn_md), residual sum, ReLU. */
+static dnnl_status_t attr_conv(dnnl_primitive_attr_t *attr, const dnnl_memory_desc_t *bn_md,
+                               int sum, int relu) {
+    dnnl_status_t st = dnnl_primitive_attr_create(attr);
+    if (st != dnnl_success) return st;
+    st = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    dnnl_post_ops_t po = NULL;
+    if (st == dnnl_success) st = dnnl_post_ops_create(&po);
+    if (st == dnnl_success && bn_md) st = dnnl_post_ops_append_binary(po, dnnl_binary_mul, bn_md);
+    if (st == dnnl_success && bn_md) st = dnnl_post_ops_append_binary(po, dnnl_binary_add, bn_md);
+    if (st == dnnl_success && sum) st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (st == dnnl_success && relu)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
+    if (po) dnnl_post_ops_destroy(po);
+    if (st != dnnl_success) {
+        dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+    }
+    return st;
+}
+
+static dnnl_status_t prim_conv(bk_prim *pr, bk_ctx *c, const void *desc,
+                               const dnnl_memory_desc_t *bn_md, int sum, int relu) {
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t st = attr_conv(&attr, bn_md, sum, relu);
+    if (st != dnnl_success) return st;
+    st = dnnl_primitive_desc_create(&pr->pd, desc, attr, c->eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
         pr->pd = NULL;
@@ -521,38 +584,71 @@ static dnnl_status_t conv_create(bk_node *n, const bk_node_desc *d) {
     md_tag(&n->w_plain, wnd, w_dims, dnnl_f32, g == 1 ? dnnl_oihw : dnnl_goihw, &st);
     md_tag(&n->bias_md, 1, b_dims, dnnl_f32, dnnl_a, &st);
     if (st != dnnl_success) return st;
-    const dnnl_memory_desc_t *bias = n->has_bias ? &n->bias_md : NULL;
+    int infer = !n->backward && !n->training;
+    n->fold_bn = infer && d->fold_bn;
+    n->fold_eps = d->fold_eps;
+    n->post_sum = infer && d->sum_md;
+    n->post_relu = infer && d->post_relu;
+    int conv_bias = n->has_bias;
+    dnnl_dims_t bn_dims = {1, n->out_c, 1, 1};
+    md_tag(&n->bn_md, 4, bn_dims, dnnl_f32, dnnl_abcd, &st);
+    if (st != dnnl_success) return st;
     dnnl_prop_kind_t prop = n->backward || n->training ? dnnl_forward_training : dnnl_forward_inference;
 
     /* Prefer the producer's layout as is (no reorder) unless oneDNN's own
      * choice of input layout gets a better kernel: e.g. after a grouped
      * convolution with 8 channels per group (AVX2, nChw8c) the following
      * 1x1 convolutions should go back to AVX-512 nChw16c, and a plain
-     * layout should not lock a gemm kernel in for the rest of the network. */
-    dnnl_convolution_desc_t cd;
-    bk_prim given = {0}, chosen = {0};
-    int rank_given = -1, rank_any = -1;
-    if (n->in_md[0].data_type == dt &&
-        dnnl_dilated_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &n->in_md[0],
-                                                   &w_any, bias, &dst_any, strides, dil, pl,
-                                                   pr) == dnnl_success &&
-        prim_op(&given, n->c, &cd, 0, NULL) == dnnl_success)
-        rank_given = impl_rank(prim_impl(&given));
-    st = dnnl_dilated_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct, &src_any,
-                                                    &w_any, bias, &dst_any, strides, dil, pl, pr);
-    if (st == dnnl_success) st = prim_op(&chosen, n->c, &cd, 0, NULL);
-    if (st == dnnl_success) rank_any = impl_rank(prim_impl(&chosen));
-    if (rank_given < 0 && rank_any < 0) {
-        prim_free(&given);
-        prim_free(&chosen);
-        return st;
+     * layout should not lock a gemm kernel in for the rest of the network.
+     * A folded BN is applied first as scale/shift post-ops, which keep the
+     * weights exactly as the unfused convolution has them (in bf16 the
+     * folded weights w * scale would be rounded once more); only where no
+     * direct kernel takes those post-ops is it folded into the weights. */
+    int best_rank = -1;
+    for (int pass = 0; pass < (n->fold_bn ? 2 : 1); pass++) {
+        int bn_post = n->fold_bn && pass == 0;
+        int has_bias = bn_post ? 0 : conv_bias || n->fold_bn; /* bn_post: bias in the shift */
+        const dnnl_memory_desc_t *bias = has_bias ? &n->bias_md : NULL;
+        const dnnl_memory_desc_t *bnp = bn_post ? &n->bn_md : NULL;
+        dnnl_convolution_desc_t cd;
+        bk_prim given = {0}, chosen = {0};
+        int rank_given = -1, rank_any = -1;
+        if (n->in_md[0].data_type == dt &&
+            dnnl_dilated_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct,
+                                                       &n->in_md[0], &w_any, bias, &dst_any,
+                                                       strides, dil, pl, pr) == dnnl_success &&
+            prim_conv(&given, n->c, &cd, bnp, n->post_sum, n->post_relu) == dnnl_success)
+            rank_given = impl_rank(prim_impl(&given));
+        st = dnnl_dilated_convolution_forward_desc_init(&cd, prop, dnnl_convolution_direct,
+                                                        &src_any, &w_any, bias, &dst_any, strides,
+                                                        dil, pl, pr);
+        if (st == dnnl_success) st = prim_conv(&chosen, n->c, &cd, bnp, n->post_sum, n->post_relu);
+        if (st == dnnl_success) rank_any = impl_rank(prim_impl(&chosen));
+        int rank = rank_given > rank_any ? rank_given : rank_any;
+        if (rank > best_rank) {
+            prim_free(&n->fwd);
+            if (rank_given >= rank_any) {
+                n->fwd = given;
+                prim_free(&chosen);
+            } else {
+                n->fwd = chosen;
+                prim_free(&given);
+            }
+            best_rank = rank;
+            n->bn_post = bn_post;
+            n->has_bias = has_bias;
+        } else {
+            prim_free(&given);
+            prim_free(&chosen);
+        }
+        if (best_rank > 0) break; /* a direct kernel: good enough */
     }
-    if (rank_given >= rank_any) {
-        n->fwd = given;
-        prim_free(&chosen);
-    } else {
-        n->fwd = chosen;
-        prim_free(&given);
+    if (best_rank < 0) return st != dnnl_success ? st : dnnl_unimplemented;
+    const dnnl_memory_desc_t *bias = n->has_bias ? &n->bias_md : NULL;
+    n->w_fold = n->fold_bn && !n->bn_post;
+    if (n->bn_post) {
+        n->bn_ss = fa_malloc_array(2 * (size_t)n->out_c, sizeof(float));
+        if (!n->bn_ss) return dnnl_out_of_memory;
     }
     node_scratch(n, &n->fwd);
     n->src_md = *prim_md(&n->fwd, dnnl_query_src_md, 0);
@@ -570,7 +666,21 @@ static dnnl_status_t conv_create(bk_node *n, const bk_node_desc *d) {
         st = prim_reorder(&n->w_r, n->c, &n->w_plain, &n->w_fwd, 0);
         if (st != dnnl_success) return st;
         node_scratch(n, &n->w_r);
+    }
+    n->w_bytes = (md_size(&n->w_fwd) + 63) / 64 * 64;
+    if (n->w_fold) {
+        /* Folded weights and bias in one buffer, so that the executor's
+         * weight cache keeps both. */
+        n->b_w = node_buf(n, n->w_bytes + (size_t)n->out_c * sizeof(float), node_keep(n));
+        if (!n->w_direct) n->b_fold = node_buf(n, md_size(&n->w_plain), BK_LIFE_FWD);
+    } else if (!n->w_direct) {
         n->b_w = node_buf(n, md_size(&n->w_fwd), node_keep(n));
+    }
+    if (n->post_sum) {
+        n->sum_md = d->sum_md->md;
+        st = prim_reorder(&n->sum_r, n->c, &n->sum_md, &n->out.md, 0);
+        if (st != dnnl_success) return st;
+        node_scratch(n, &n->sum_r);
     }
     n->bwd_in0 = !n->src_reorder;
     if (!n->backward) return dnnl_success;
@@ -605,6 +715,44 @@ static dnnl_status_t conv_create(bk_node *n, const bk_node_desc *d) {
                                                              strides, dil, pl, pr);
     if (st == dnnl_success) st = prim_op(&n->bwd_w, n->c, &wd, 0, n->fwd.pd);
     if (st != dnnl_success) return st;
+    /* oneDNN 2.6 has no direct bf16 backward-weights kernel for some
+     * grouped convolutions (ResNeXt-101 32x8d's with 8 channels per group:
+     * the reference kernel, ~100x slower, in any bf16 layout). Let oneDNN
+     * choose src and diff_dst layouts for this primitive, in bf16 or else in
+     * fp32, and reorder (convert) both. */
+    for (int k = 0; k < 2 && impl_rank(prim_impl(&n->bwd_w)) == 0; k++) {
+        dnnl_memory_desc_t s_any, d_any;
+        bk_prim alt = {0};
+        dnnl_data_type_t adt = k == 0 ? dt : dnnl_f32;
+        md_tag(&s_any, 4, src_dims, adt, dnnl_format_tag_any, &st);
+        md_tag(&d_any, 4, dst_dims, adt, dnnl_format_tag_any, &st);
+        if (st == dnnl_success &&
+            dnnl_dilated_convolution_backward_weights_desc_init(
+                &wd, dnnl_convolution_direct, &s_any, &dw_any, bias, &d_any, strides, dil, pl,
+                pr) == dnnl_success &&
+            prim_op(&alt, n->c, &wd, 0, n->fwd.pd) == dnnl_success &&
+            impl_rank(prim_impl(&alt)) > 0) {
+            prim_free(&n->bwd_w);
+            n->bwd_w = alt;
+            n->bw_src = *prim_md(&alt, dnnl_query_src_md, 0);
+            n->bw_ddst = *prim_md(&alt, dnnl_query_diff_dst_md, 0);
+            if (!md_eq(&n->bw_src, &n->src_md)) {
+                st = prim_reorder(&n->bw_src_r, n->c, &n->src_md, &n->bw_src, 0);
+                if (st != dnnl_success) return st;
+                node_scratch(n, &n->bw_src_r);
+                n->b_bw_src = node_buf(n, md_size(&n->bw_src), BK_LIFE_BWD);
+            }
+            if (!md_eq(&n->bw_ddst, &n->out.md)) {
+                st = prim_reorder(&n->bw_ddst_r, n->c, &n->out.md, &n->bw_ddst, 0);
+                if (st != dnnl_success) return st;
+                node_scratch(n, &n->bw_ddst_r);
+                n->b_bw_ddst = node_buf(n, md_size(&n->bw_ddst), BK_LIFE_BWD);
+            }
+        } else {
+            prim_free(&alt);
+            st = dnnl_success;
+        }
+    }
     node_scratch(n, &n->bwd_w);
     n->dw_md = *prim_md(&n->bwd_w, dnnl_query_diff_weights_md, 0);
     st = prim_reorder(&n->dw_r, n->c, &n->dw_md, &n->w_plain, 1);
@@ -625,6 +773,41 @@ static const void *weights_fwd(bk_node *n, const bk_io *io, dnnl_status_t *st) {
     return io->buf[n->b_w];
 }
 
+/* Fold the batch norm into the convolution: w' = w * s, b' = (b - mean) * s
+ * + beta with s = gamma / sqrt(var + eps), computed in double so that the
+ * only new rounding is that of w' and b' to fp32. Returns the weights for the
+ * primitive; *bias receives the folded bias. */
+static const void *weights_fold(bk_node *n, const bk_io *io, const float **bias,
+                                dnnl_status_t *st) {
+    char *wbuf = io->buf[n->b_w];
+    float *fb = (float *)(void *)(wbuf + n->w_bytes);
+    *bias = fb;
+    if (io->weights_cached) return wbuf;
+    if (!io->bn_weight || !io->bn_bias || !io->bn_mean || !io->bn_var) {
+        *st = dnnl_invalid_arguments;
+        return wbuf;
+    }
+    float *fw = n->w_direct ? (float *)(void *)wbuf : (float *)io->buf[n->b_fold];
+    size_t per = md_size(&n->w_plain) / sizeof(float) / (size_t)n->out_c;
+    const float *cw = io->weight, *cb = io->bias;
+    const float *g = io->bn_weight, *be = io->bn_bias, *mu = io->bn_mean, *var = io->bn_var;
+    double eps = n->fold_eps;
+    /* Paid at every forward without the weight cache: spread it over the
+     * threads oneDNN uses. */
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < n->out_c; o++) {
+        double s = (double)g[o] / sqrt((double)var[o] + eps);
+        const float *w = cw + (size_t)o * per;
+        float *y = fw + (size_t)o * per;
+        for (size_t k = 0; k < per; k++) y[k] = (float)((double)w[k] * s);
+        double b = cb ? (double)cb[o] : 0.0;
+        fb[o] = (float)((b - (double)mu[o]) * s + (double)be[o]);
+    }
+    if (!n->w_direct)
+        *st = run_reorder(n->c, &n->w_r, &n->w_plain, fw, &n->w_fwd, wbuf, io->scratchpad);
+    return wbuf;
+}
+
 static dnnl_status_t conv_forward(bk_node *n, const bk_io *io) {
     dnnl_status_t st = dnnl_success;
     const void *src = io->in[0];
@@ -634,25 +817,50 @@ static dnnl_status_t conv_forward(bk_node *n, const bk_io *io) {
         src = io->buf[n->b_src];
     }
     if (st != dnnl_success) return st;
-    const void *w = weights_fwd(n, io, &st);
+    const float *bias = io->bias;
+    const void *w = n->w_fold ? weights_fold(n, io, &bias, &st) : weights_fwd(n, io, &st);
     if (st != dnnl_success) return st;
+    if (n->bn_post) {
+        /* y = acc * s + ((b - mean) * s + beta), s = gamma / sqrt(var + eps):
+         * the BN of the unfused path, in double for the C coefficients. */
+        if (!io->bn_weight || !io->bn_bias || !io->bn_mean || !io->bn_var)
+            return dnnl_invalid_arguments;
+        for (int c = 0; c < n->out_c; c++) {
+            double sc = (double)io->bn_weight[c] / sqrt((double)io->bn_var[c] + (double)n->fold_eps);
+            double b = io->bias ? (double)io->bias[c] : 0.0;
+            n->bn_ss[c] = (float)sc;
+            n->bn_ss[n->out_c + c] = (float)((b - (double)io->bn_mean[c]) * sc + (double)io->bn_bias[c]);
+        }
+    }
+    /* The sum post-op adds the convolution's result to what dst holds. */
+    if (n->post_sum) {
+        if (!io->sum_src) return dnnl_invalid_arguments;
+        st = run_reorder(n->c, &n->sum_r, &n->sum_md, io->sum_src, &n->out.md, io->out,
+                         io->scratchpad);
+        if (st != dnnl_success) return st;
+    }
     bk_run r;
     run_init(&r, n->c);
     run_arg(&r, DNNL_ARG_SRC, &n->src_md, src);
     run_arg(&r, DNNL_ARG_WEIGHTS, &n->w_fwd, w);
-    if (n->has_bias) run_arg(&r, DNNL_ARG_BIAS, &n->bias_md, io->bias);
+    if (n->has_bias) run_arg(&r, DNNL_ARG_BIAS, &n->bias_md, bias);
+    if (n->bn_post) {
+        run_arg(&r, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, &n->bn_md, n->bn_ss);
+        run_arg(&r, DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, &n->bn_md,
+                n->bn_ss + n->out_c);
+    }
     run_arg(&r, DNNL_ARG_DST, &n->out.md, io->out);
     return run_exec(&r, &n->fwd, io->scratchpad);
 }
 
 /* Shared by convolution and linear: dW (+ db) into the fp32 grads. */
 static dnnl_status_t weights_grad(bk_node *n, const bk_io *io, const void *src,
-                                  const dnnl_memory_desc_t *src_md,
+                                  const dnnl_memory_desc_t *src_md, const void *ddst,
                                   const dnnl_memory_desc_t *ddst_md) {
     bk_run r;
     run_init(&r, n->c);
     run_arg(&r, DNNL_ARG_SRC, src_md, src);
-    run_arg(&r, DNNL_ARG_DIFF_DST, ddst_md, io->diff_out);
+    run_arg(&r, DNNL_ARG_DIFF_DST, ddst_md, ddst);
     run_arg(&r, DNNL_ARG_DIFF_WEIGHTS, &n->dw_md, io->buf[n->b_dw]);
     if (n->has_bias) run_arg(&r, DNNL_ARG_DIFF_BIAS, &n->bias_md, io->buf[n->b_db]);
     dnnl_status_t st = run_exec(&r, &n->bwd_w, io->scratchpad);
@@ -695,15 +903,33 @@ static dnnl_status_t conv_backward(bk_node *n, const bk_io *io) {
         if (st == dnnl_success) st = deliver_finish(n, &n->d0, io, 0, dsrc);
         if (st != dnnl_success) return st;
     }
-    return weights_grad(n, io, src, &n->src_md, &n->out.md);
+    const void *ddst = io->diff_out;
+    const dnnl_memory_desc_t *smd = &n->src_md, *dmd = &n->out.md;
+    if (n->bw_src_r.p) {
+        st = run_reorder(n->c, &n->bw_src_r, &n->src_md, src, &n->bw_src, io->buf[n->b_bw_src],
+                         io->scratchpad);
+        if (st != dnnl_success) return st;
+        src = io->buf[n->b_bw_src];
+        smd = &n->bw_src;
+    }
+    if (n->bw_ddst_r.p) {
+        st = run_reorder(n->c, &n->bw_ddst_r, &n->out.md, io->diff_out, &n->bw_ddst,
+                         io->buf[n->b_bw_ddst], io->scratchpad);
+        if (st != dnnl_success) return st;
+        ddst = io->buf[n->b_bw_ddst];
+        dmd = &n->bw_ddst;
+    }
+    return weights_grad(n, io, src, smd, ddst, dmd);
 }
 
 /* ---- batch norm --------------------------------------------------------- */
 
+static dnnl_status_t bn_sync_create(bk_node *n);
+
 static dnnl_status_t bn_create(bk_node *n, const bk_node_desc *d) {
     unsigned flags = dnnl_use_scale | dnnl_use_shift;
     if (!n->training) flags |= dnnl_use_global_stats;
-    if (d->fuse_relu && !n->training && !n->backward) flags |= dnnl_fuse_norm_relu;
+    if (d->fuse_relu) flags |= dnnl_fuse_norm_relu;
     dnnl_prop_kind_t prop = n->backward || n->training ? dnnl_forward_training : dnnl_forward_inference;
     dnnl_batch_normalization_desc_t bd;
     dnnl_status_t st = dnnl_batch_normalization_forward_desc_init(&bd, prop, &n->in_md[0], d->eps, flags);
@@ -712,6 +938,14 @@ static dnnl_status_t bn_create(bk_node *n, const bk_node_desc *d) {
     node_scratch(n, &n->fwd);
     n->out.md = *prim_md(&n->fwd, dnnl_query_dst_md, 0);
     if (n->training) n->b_stats = node_buf(n, 2 * (size_t)n->out_c * sizeof(float), node_keep(n));
+    /* Training with a fused ReLU: forward records where the ReLU cut (a
+     * bit mask), backward reads it instead of the pre-ReLU values. */
+    n->b_bnws = -1;
+    const dnnl_memory_desc_t *ws = prim_md(&n->fwd, dnnl_query_workspace_md, 0);
+    if (ws && md_size(ws) > 0) {
+        n->bnws_md = *ws;
+        n->b_bnws = node_buf(n, md_size(ws), node_keep(n));
+    }
     n->bwd_in0 = 1;
     if (!n->backward) return dnnl_success;
     int want = n->d0.active;
@@ -722,7 +956,9 @@ static dnnl_status_t bn_create(bk_node *n, const bk_node_desc *d) {
     if (st != dnnl_success) return st;
     node_scratch(n, &n->bwd_data);
     n->b_dss = node_buf(n, 2 * (size_t)n->out_c * sizeof(float), BK_LIFE_BWD);
-    return deliver_setup(n, &n->d0, prim_md(&n->bwd_data, dnnl_query_diff_src_md, 0), 0, want, 1);
+    st = deliver_setup(n, &n->d0, prim_md(&n->bwd_data, dnnl_query_diff_src_md, 0), 0, want, 1);
+    if (st == dnnl_success && d->bn_sync && n->training) st = bn_sync_create(n);
+    return st;
 }
 
 static dnnl_status_t bn_forward(bk_node *n, const bk_io *io) {
@@ -741,6 +977,7 @@ static dnnl_status_t bn_forward(bk_node *n, const bk_io *io) {
     run_arg(&r, DNNL_ARG_SHIFT, &cmd, io->bias);
     run_arg(&r, DNNL_ARG_MEAN, &cmd, mean);
     run_arg(&r, DNNL_ARG_VARIANCE, &cmd, var);
+    if (n->b_bnws >= 0) run_arg(&r, DNNL_ARG_WORKSPACE, &n->bnws_md, io->buf[n->b_bnws]);
     st = run_exec(&r, &n->fwd, io->scratchpad);
     if (st != dnnl_success || !n->training) return st;
     /* PyTorch: normalise with the biased batch variance (done by oneDNN),
@@ -778,6 +1015,7 @@ static dnnl_status_t bn_backward(bk_node *n, const bk_io *io) {
     run_arg(&r, DNNL_ARG_DIFF_SRC, &n->d0.from, dsrc);
     run_arg(&r, DNNL_ARG_DIFF_SCALE, &cmd, dss);
     run_arg(&r, DNNL_ARG_DIFF_SHIFT, &cmd, dss + C);
+    if (n->b_bnws >= 0) run_arg(&r, DNNL_ARG_WORKSPACE, &n->bnws_md, io->buf[n->b_bnws]);
     st = run_exec(&r, &n->bwd_data, io->scratchpad);
     if (st == dnnl_success) st = deliver_finish(n, &n->d0, io, 0, dsrc);
     if (st != dnnl_success) return st;
@@ -786,6 +1024,146 @@ static dnnl_status_t bn_backward(bk_node *n, const bk_io *io) {
         io->bias_grad[c] += dss[C + c];
     }
     return dnnl_success;
+}
+
+/* ---- synchronised batch norm ------------------------------------------- */
+
+/* The statistics of the union of all processes' batches exist only after
+ * the local ones are reduced (bk_bn_sync), so the forward runs the
+ * batch-statistics primitive for the local mean/variance, then a second,
+ * global-statistics primitive with the reduced ones (the first output is
+ * overwritten; one extra BN pass, cheap next to the convolutions).
+ * Backward: oneDNN's global-statistics backward gives gamma*inv*dy and the
+ * local sums Q = sum(dy*xhat), S = sum(dy); the rest of the exact gradient
+ *   dx = gamma*inv*(dy - S_g/N - xhat*Q_g/N)      (S_g, Q_g, N global)
+ * is the per-channel affine map -gamma*inv*(S_g/N + xhat*Q_g/N) of x, which
+ * is the global-statistics forward with scale -gamma*inv*Q_g/N and shift
+ * -gamma*inv*S_g/N; a summing reorder adds it to dx. Layouts never leave
+ * oneDNN's (blocked, bf16) formats. */
+static dnnl_status_t bn_sync_create(bk_node *n) {
+    unsigned flags = dnnl_use_scale | dnnl_use_shift | dnnl_use_global_stats;
+    dnnl_batch_normalization_desc_t bd, bbd;
+    dnnl_status_t st =
+        dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, &n->in_md[0], n->eps, flags);
+    if (st == dnnl_success) st = prim_op(&n->fwd_g, n->c, &bd, 0, NULL);
+    if (st != dnnl_success) return st;
+    node_scratch(n, &n->fwd_g);
+    if (!md_eq(prim_md(&n->fwd_g, dnnl_query_dst_md, 0), &n->out.md)) return dnnl_unimplemented;
+    st = dnnl_batch_normalization_backward_desc_init(&bbd, dnnl_backward, &n->out.md, &n->in_md[0], n->eps,
+                                                     flags);
+    if (st == dnnl_success) st = prim_op(&n->bwd_g, n->c, &bbd, 0, n->fwd_g.pd);
+    if (st != dnnl_success) return st;
+    node_scratch(n, &n->bwd_g);
+    if (!md_eq(prim_md(&n->bwd_g, dnnl_query_diff_src_md, 0), &n->d0.from)) return dnnl_unimplemented;
+    n->sync_buf = calloc(4 * (size_t)n->out_c, sizeof(float));
+    if (!n->sync_buf) return dnnl_out_of_memory;
+    if (n->d0.active) {
+        n->b_corr = node_buf(n, md_size(&n->out.md), BK_LIFE_BWD);
+        st = prim_reorder(&n->corr_r, n->c, &n->out.md, &n->d0.from, 1);
+        if (st != dnnl_success) return st;
+        node_scratch(n, &n->corr_r);
+    }
+    n->sync = 1;
+    return dnnl_success;
+}
+
+/* Normalise x (io->in[0]) with the given statistics, scale and shift. */
+static dnnl_status_t bn_sync_apply(bk_node *n, const bk_io *io, const float *mean, const float *var,
+                                   const float *scale, const float *shift, void *dst) {
+    dnnl_memory_desc_t cmd;
+    dnnl_dims_t cd = {n->out_c};
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&cmd, 1, cd, dnnl_f32, dnnl_a);
+    if (st != dnnl_success) return st;
+    bk_run r;
+    run_init(&r, n->c);
+    run_arg(&r, DNNL_ARG_SRC, &n->in_md[0], io->in[0]);
+    run_arg(&r, DNNL_ARG_DST, &n->out.md, dst);
+    run_arg(&r, DNNL_ARG_SCALE, &cmd, scale);
+    run_arg(&r, DNNL_ARG_SHIFT, &cmd, shift);
+    run_arg(&r, DNNL_ARG_MEAN, &cmd, mean);
+    run_arg(&r, DNNL_ARG_VARIANCE, &cmd, var);
+    return run_exec(&r, &n->fwd_g, io->scratchpad);
+}
+
+static fa_status bn_sync_forward(bk_node *n, const bk_io *io, fa_error *err) {
+    size_t C = (size_t)n->out_c;
+    float *mean = io->buf[n->b_stats], *var = mean + C;
+    dnnl_memory_desc_t cmd;
+    dnnl_dims_t cd = {n->out_c};
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&cmd, 1, cd, dnnl_f32, dnnl_a);
+    if (st == dnnl_success) {
+        bk_run r;
+        run_init(&r, n->c);
+        run_arg(&r, DNNL_ARG_SRC, &n->in_md[0], io->in[0]);
+        run_arg(&r, DNNL_ARG_DST, &n->out.md, io->out);
+        run_arg(&r, DNNL_ARG_SCALE, &cmd, io->weight);
+        run_arg(&r, DNNL_ARG_SHIFT, &cmd, io->bias);
+        run_arg(&r, DNNL_ARG_MEAN, &cmd, mean);
+        run_arg(&r, DNNL_ARG_VARIANCE, &cmd, var);
+        st = run_exec(&r, &n->fwd, io->scratchpad);
+    }
+    if (st != dnnl_success) return bk_fail(err, n->label, "forward (local statistics)", st);
+    double count = (double)n->batch * n->out_h * n->out_w;
+    fa_status fs = io->bn_sync->stats(io->bn_sync->ctx, n->out_c, &count, mean, var, err);
+    if (fs != FA_OK) return fa_error_prefix(err, "%s: synchronised batch norm", n->label);
+    if (!(count > 1))
+        return fa_error_set(err, FA_ERR_INTERNAL, "%s: synchronised batch norm over %.0f values", n->label, count);
+    st = bn_sync_apply(n, io, mean, var, io->weight, io->bias, io->out);
+    if (st != dnnl_success) return bk_fail(err, n->label, "forward (global statistics)", st);
+    n->sync_count = count;
+    /* as bn_forward, with the global count (torch.nn.SyncBatchNorm) */
+    double unbias = count / (count - 1), m = n->momentum;
+    for (size_t c = 0; c < C; c++) {
+        io->running_mean[c] = (float)(m * mean[c] + (1.0 - m) * io->running_mean[c]);
+        io->running_var[c] = (float)(m * (double)var[c] * unbias + (1.0 - m) * io->running_var[c]);
+    }
+    if (io->num_batches_tracked) (*io->num_batches_tracked)++;
+    return FA_OK;
+}
+
+static fa_status bn_sync_backward(bk_node *n, const bk_io *io, fa_error *err) {
+    size_t C = (size_t)n->out_c;
+    const float *mean = io->buf[n->b_stats], *var = mean + C;
+    float *dss = io->buf[n->b_dss];
+    dnnl_memory_desc_t cmd;
+    dnnl_dims_t cd = {n->out_c};
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&cmd, 1, cd, dnnl_f32, dnnl_a);
+    void *dsrc = deliver_target(&n->d0, io, 0);
+    if (st == dnnl_success) {
+        bk_run r;
+        run_init(&r, n->c);
+        run_arg(&r, DNNL_ARG_SRC, &n->in_md[0], io->in[0]);
+        run_arg(&r, DNNL_ARG_MEAN, &cmd, mean);
+        run_arg(&r, DNNL_ARG_VARIANCE, &cmd, var);
+        run_arg(&r, DNNL_ARG_DIFF_DST, &n->out.md, io->diff_out);
+        run_arg(&r, DNNL_ARG_SCALE, &cmd, io->weight);
+        run_arg(&r, DNNL_ARG_SHIFT, &cmd, io->bias);
+        run_arg(&r, DNNL_ARG_DIFF_SRC, &n->d0.from, dsrc);
+        run_arg(&r, DNNL_ARG_DIFF_SCALE, &cmd, dss);
+        run_arg(&r, DNNL_ARG_DIFF_SHIFT, &cmd, dss + C);
+        st = run_exec(&r, &n->bwd_g, io->scratchpad);
+    }
+    if (st != dnnl_success) return bk_fail(err, n->label, "backward (global statistics)", st);
+    /* Local sums: the gradient all-reduce adds the other processes' ones. */
+    for (size_t c = 0; c < C; c++) {
+        io->weight_grad[c] += dss[c];
+        io->bias_grad[c] += dss[C + c];
+    }
+    float *sums = n->sync_buf, *scale = sums + 2 * C, *shift = scale + C;
+    memcpy(sums, dss, 2 * C * sizeof(float));
+    fa_status fs = io->bn_sync->grad_sums(io->bn_sync->ctx, n->out_c, sums, err);
+    if (fs != FA_OK) return fa_error_prefix(err, "%s: synchronised batch norm", n->label);
+    if (!n->d0.active) return FA_OK;
+    for (size_t c = 0; c < C; c++) {
+        double g = (double)io->weight[c] / sqrt((double)var[c] + n->eps);
+        scale[c] = (float)(-g * sums[c] / n->sync_count);
+        shift[c] = (float)(-g * sums[C + c] / n->sync_count);
+    }
+    void *corr = io->buf[n->b_corr];
+    st = bn_sync_apply(n, io, mean, var, scale, shift, corr);
+    if (st == dnnl_success) st = run_reorder(n->c, &n->corr_r, &n->out.md, corr, &n->d0.from, dsrc, io->scratchpad);
+    if (st == dnnl_success) st = deliver_finish(n, &n->d0, io, 0, dsrc);
+    return st == dnnl_success ? FA_OK : bk_fail(err, n->label, "backward (gradient correction)", st);
 }
 
 /* ---- ReLU --------------------------------------------------------------- */
@@ -1135,7 +1513,7 @@ static dnnl_status_t linear_backward(bk_node *n, const bk_io *io) {
         if (st == dnnl_success) st = deliver_finish(n, &n->d0, io, 0, dsrc);
         if (st != dnnl_success) return st;
     }
-    return weights_grad(n, io, io->in[0], &n->src_md, &n->dst2d);
+    return weights_grad(n, io, io->in[0], &n->src_md, io->diff_out, &n->dst2d);
 }
 
 /* ---- dropout and channel affine (binary multiply) ----------------------- */
@@ -1378,6 +1756,13 @@ void bk_node_free(bk_node *n) {
     prim_free(&n->wb_r);
     prim_free(&n->dw_r);
     prim_free(&n->plain_r);
+    prim_free(&n->sum_r);
+    prim_free(&n->bw_src_r);
+    prim_free(&n->bw_ddst_r);
+    prim_free(&n->fwd_g);
+    prim_free(&n->bwd_g);
+    prim_free(&n->corr_r);
+    free(n->sync_buf);
     deliver_free(&n->d0);
     if (n->dv)
         for (int i = 0; i < n->n_in; i++) deliver_free(&n->dv[i]);
@@ -1387,6 +1772,7 @@ void bk_node_free(bk_node *n) {
     free(n->in_acc);
     free(n->aff_scale);
     free(n->aff_shift);
+    free(n->bn_ss);
     free(n);
 }
 
@@ -1400,10 +1786,11 @@ int bk_node_bwd_needs_output(const bk_node *n) { return n->bwd_out; }
 const char *bk_node_impl(const bk_node *n) { return prim_impl(&n->fwd); }
 int bk_node_weight_buf(const bk_node *n) {
     if (n->op != GRAPH_OP_CONV2D && n->op != GRAPH_OP_LINEAR) return -1;
-    return n->w_direct ? -1 : n->b_w;
+    return n->w_direct && !n->w_fold ? -1 : n->b_w;
 }
 
 fa_status bk_node_forward(bk_node *n, const bk_io *io, fa_error *err) {
+    if (n->sync && io->bn_sync) return bn_sync_forward(n, io, err);
     dnnl_status_t st;
     switch (n->op) {
     case GRAPH_OP_CONV2D: st = conv_forward(n, io); break;
@@ -1425,6 +1812,7 @@ fa_status bk_node_forward(bk_node *n, const bk_io *io, fa_error *err) {
 fa_status bk_node_backward(bk_node *n, const bk_io *io, fa_error *err) {
     if (!n->backward)
         return fa_error_set(err, FA_ERR_INTERNAL, "%s: created without backward", n->label);
+    if (n->sync && io->bn_sync) return bn_sync_backward(n, io, err);
     dnnl_status_t st;
     switch (n->op) {
     case GRAPH_OP_CONV2D: st = conv_backward(n, io); break;

@@ -29,11 +29,21 @@
  *    only after exec_params_changed (or a re-plan), instead of at every
  *    forward. Off by default because the executor cannot see who writes the
  *    graph's parameters (optimiser, weight loading, tests).
- *  - Inference executors (no training, no backward) fuse BN -> ReLU when the
- *    BN output feeds only that ReLU and is not an output or kept: the BN
- *    primitive applies the ReLU (dnnl_fuse_norm_relu) and the ReLU value
- *    becomes an alias of the BN value (same memory, no node run). Asking to
- *    keep the BN value later (exec_keep_value) undoes the fusion.
+ *  - fp32 inference executors (no training, no backward) fuse chains into
+ *    one primitive. A convolution absorbs the BN that follows (per-channel
+ *    scale/shift post-ops from the running statistics, read at every
+ *    forward; folded into the weights where no direct kernel takes those
+ *    post-ops), then a residual add (sum post-op: the other operand is
+ *    copied into the output first, so it must be computed before the
+ *    convolution runs), then a ReLU (eltwise post-op); a BN that is not
+ *    fused absorbs a following ReLU (dnnl_fuse_norm_relu), which is all that
+ *    bf16 inference and training executors fuse. A ResNet bottleneck is thus
+ *    three primitives in fp32 inference. Every intermediate value of a
+ *    chain must feed only the next op and be neither an output nor kept;
+ *    the later values become aliases of the chain's first node (same
+ *    memory, no node run), and only the last one holds its own result.
+ *    Asking to keep an intermediate value (exec_keep_value) undoes the
+ *    chain's fusion.
  */
 #include "engine/exec.h"
 
@@ -67,7 +77,11 @@ typedef struct exec_value {
     int grad_valid;
     int w_valid; /* weight cache: its converted weights are current */
     int fuse_relu; /* BN node that also applies the next ReLU */
-    int alias;     /* ReLU fused into BN node `alias` (shares its memory), else -1 */
+    int alias;     /* fused into the chain that starts at node `alias` (shares its
+                    * memory, runs no node), else -1 */
+    /* chain start (convolution): the folded BN node, the other operand of
+     * the fused residual add (-1 when none), whether ReLU is applied */
+    int fold_bn, sum_in, post_relu;
 } exec_value;
 
 struct fa_exec {
@@ -93,6 +107,8 @@ struct fa_exec {
     void **in_ptr, **diff_ptr, **buf_ptr;
     uint64_t rng;
     int cache_weights; /* exec_set_weight_cache */
+    exec_hooks hooks;   /* exec_set_hooks; all NULL by default */
+    bk_bn_sync bn_sync; /* hooks.bn_* for the backend */
 };
 
 static size_t exec_round(size_t x) { return (x + EXEC_ALIGN - 1) / EXEC_ALIGN * EXEC_ALIGN; }
@@ -258,6 +274,7 @@ static fa_status exec_plan(fa_exec *e, fa_error *err) {
     for (int i = 0; i < n && ok; i++)
         if (e->v[i].active && e->v[i].alias >= 0) {
             e->v[i].off = e->v[e->v[i].alias].off;
+            e->v[i].diff_off = e->v[e->v[i].alias].diff_off;
             e->v[i].readable = e->v[e->v[i].alias].readable;
         }
     if (!ok) return fa_error_set(err, FA_ERR_NOMEM, "executor: out of memory while planning");
@@ -428,6 +445,11 @@ static fa_status exec_make_node(fa_exec *e, int i, fa_error *err) {
     d.affine_scale = gn->affine_scale;
     d.affine_shift = gn->affine_shift;
     d.fuse_relu = x->fuse_relu;
+    d.bn_sync = gn->op == GRAPH_OP_BATCH_NORM && e->o.training && x->has_bwd && e->bn_sync.stats;
+    d.fold_bn = x->fold_bn >= 0;
+    d.fold_eps = x->fold_bn >= 0 ? exec_node(e, x->fold_bn)->eps : 0.0f;
+    d.sum_md = x->sum_in >= 0 ? e->v[x->sum_in].md : NULL;
+    d.post_relu = x->post_relu;
     fa_status st = bk_node_create(&x->node, e->ctx, &d, err);
     if (st != FA_OK) return st;
     x->md = bk_node_out_md(x->node);
@@ -437,46 +459,124 @@ static fa_status exec_make_node(fa_exec *e, int i, fa_error *err) {
     return exec_need_scratch(e, bk_node_scratchpad(x->node), err);
 }
 
-/* BN -> ReLU fusion for inference executors (see the top comment). */
+/* Chain fusion (see the top comment): every chain in fp32 inference
+ * executors, BN + ReLU in bf16 inference and in training executors. */
 static void exec_fuse(fa_exec *e) {
-    if (e->o.training || e->o.keep_for_backward) return;
+    int infer = !e->o.training && !e->o.keep_for_backward;
+    /* Grad-CAM reads BN and ReLU values; synchronised BN has no fused ReLU. */
+    if (!infer && (!e->o.training || e->bn_sync.stats)) return;
     int *uses = fa_calloc_array((size_t)e->n, sizeof *uses);
-    if (!uses) return; /* no fusion: still correct */
+    int *user = fa_calloc_array((size_t)e->n, sizeof *user);
+    if (!uses || !user) { /* no fusion: still correct */
+        free(uses);
+        free(user);
+        return;
+    }
     for (int c = 1; c < e->n; c++) {
         if (!e->v[c].active) continue;
         const graph_node *cn = exec_node(e, c);
-        for (int s = 0; s < cn->n_in; s++) uses[cn->in[s]]++;
+        for (int s = 0; s < cn->n_in; s++) {
+            uses[cn->in[s]]++;
+            user[cn->in[s]] = c;
+        }
     }
-    for (int r = 1; r < e->n; r++) {
-        const graph_node *rn = exec_node(e, r);
-        if (!e->v[r].active || rn->op != GRAPH_OP_RELU) continue;
-        int b = rn->in[0];
-        if (b < 1 || !e->v[b].active || exec_node(e, b)->op != GRAPH_OP_BATCH_NORM) continue;
-        if (uses[b] != 1 || exec_is_output(e, b) || e->v[b].keep) continue;
-        e->v[b].fuse_relu = 1;
-        e->v[r].alias = b;
+    for (int i = 1; i < e->n; i++) {
+        exec_value *x = &e->v[i];
+        graph_op op = exec_node(e, i)->op;
+        if (!x->active || x->alias >= 0 || (op != GRAPH_OP_CONV2D && op != GRAPH_OP_BATCH_NORM))
+            continue;
+        /* Convolution chains only in fp32: in bf16 they drop the rounding of
+         * the convolution output before BN and add, which makes results
+         * differ from PyTorch bf16's by its own error level (more accurate on
+         * average, but not within the parity tolerance on every input; see
+         * docs/performance.md). */
+        if ((!infer || e->o.precision != FA_PRECISION_FP32) && op != GRAPH_OP_BATCH_NORM) continue;
+        int t = i; /* the chain's last value */
+        while (uses[t] == 1 && !exec_is_output(e, t) && !e->v[t].keep &&
+               !(e->o.keep_for_backward && exec_node(e, t)->name[0])) {
+            int c = user[t];
+            const graph_node *cn = exec_node(e, c);
+            if (op == GRAPH_OP_CONV2D && t == i && cn->op == GRAPH_OP_BATCH_NORM) {
+                x->fold_bn = c;
+            } else if (op == GRAPH_OP_CONV2D && !x->post_relu && x->sum_in < 0 &&
+                       cn->op == GRAPH_OP_ADD && cn->in[0] != cn->in[1]) {
+                int other = cn->in[0] == t ? cn->in[1] : cn->in[0];
+                int ready = e->v[other].alias >= 0 ? e->v[other].alias : other;
+                if (ready >= i) break; /* not computed yet when the convolution runs */
+                x->sum_in = other;
+            } else if (cn->op == GRAPH_OP_RELU && !x->post_relu && !x->fuse_relu) {
+                if (op == GRAPH_OP_CONV2D)
+                    x->post_relu = 1;
+                else
+                    x->fuse_relu = 1;
+            } else {
+                break;
+            }
+            e->v[c].alias = i;
+            e->v[c].has_bwd = 0; /* the chain's first node runs the backward */
+            t = c;
+        }
     }
     free(uses);
+    free(user);
 }
 
-/* Undo the fusion of BN node b (its pre-ReLU value must become readable):
- * recreate the BN node without ReLU and the ReLU node itself. */
-static fa_status exec_unfuse(fa_exec *e, int b, fa_error *err) {
-    exec_value *x = &e->v[b];
-    int r = -1;
-    for (int i = b + 1; i < e->n && r < 0; i++)
-        if (e->v[i].alias == b) r = i;
-    bk_node_free(x->node);
-    x->node = NULL;
-    free(x->buf_off);
-    x->buf_off = NULL;
-    x->fuse_relu = 0;
-    e->planned = 0;
-    fa_status st = exec_make_node(e, b, err);
-    if (st == FA_OK && r >= 0) {
-        e->v[r].alias = -1;
-        st = exec_make_node(e, r, err);
+/* Create the nodes of every active, non-fused value from index `from` on
+ * (freeing any earlier ones); fused values take their chain's layout. */
+static fa_status exec_build_nodes(fa_exec *e, int from, fa_error *err) {
+    fa_status st = FA_OK;
+    for (int i = from; i < e->n && st == FA_OK; i++) {
+        exec_value *x = &e->v[i];
+        if (!x->active) continue;
+        bk_node_free(x->node);
+        x->node = NULL;
+        free(x->buf_off);
+        x->buf_off = NULL;
+        bk_copy_free(x->reader); /* the layout may change */
+        x->reader = NULL;
+        bk_md_free(x->plain);
+        x->plain = NULL;
+        if (x->alias >= 0) {
+            const graph_node *gn = exec_node(e, i);
+            x->md = e->v[x->alias].md;
+            snprintf(x->label, sizeof x->label, "%s (%s #%d, fused)",
+                     gn->module[0] ? gn->module : gn->name[0] ? gn->name : "value",
+                     exec_op_name(gn->op), i);
+            continue;
+        }
+        st = exec_make_node(e, i, err);
     }
+    return st;
+}
+
+/* Undo the fusion of the chain that starts at node r (one of its
+ * intermediate values must become readable). A convolution chain's output
+ * layout may change without its post-ops, so every later node is recreated;
+ * BN and ReLU keep their input's layout, so a BN chain recreates only
+ * itself. */
+static fa_status exec_unfuse(fa_exec *e, int r, fa_error *err) {
+    for (int i = r + 1; i < e->n; i++)
+        if (e->v[i].alias == r) {
+            e->v[i].alias = -1;
+            e->v[i].has_bwd = e->v[i].req_grad;
+        }
+    exec_value *x = &e->v[r];
+    x->fuse_relu = 0;
+    x->fold_bn = -1;
+    x->sum_in = -1;
+    x->post_relu = 0;
+    e->planned = 0;
+    if (exec_node(e, r)->op != GRAPH_OP_BATCH_NORM) return exec_build_nodes(e, r, err);
+    fa_status st = FA_OK;
+    for (int i = r; i < e->n && st == FA_OK; i++)
+        if (i == r || (e->v[i].active && !e->v[i].node && e->v[i].alias < 0 &&
+                       exec_node(e, i)->op == GRAPH_OP_RELU && exec_node(e, i)->in[0] == r)) {
+            bk_node_free(e->v[i].node);
+            e->v[i].node = NULL;
+            free(e->v[i].buf_off);
+            e->v[i].buf_off = NULL;
+            st = exec_make_node(e, i, err);
+        }
     return st;
 }
 
@@ -527,19 +627,13 @@ fa_status exec_create(fa_exec **out, fa_graph *g, const exec_options *o, fa_erro
         snprintf(e->v[0].label, sizeof e->v[0].label, "input");
         st = exec_need_scratch(e, bk_copy_scratchpad(e->in_copy), err);
     }
-    for (int i = 0; i < e->n; i++) e->v[i].alias = -1;
-    if (st == FA_OK) exec_fuse(e);
-    for (int i = 1; i < e->n && st == FA_OK; i++) {
-        if (!e->v[i].active) continue;
-        if (e->v[i].alias >= 0) {
-            const graph_node *gn = exec_node(e, i);
-            e->v[i].md = e->v[e->v[i].alias].md;
-            snprintf(e->v[i].label, sizeof e->v[i].label, "%s (relu #%d, fused)",
-                     gn->name[0] ? gn->name : "value", i);
-            continue;
-        }
-        st = exec_make_node(e, i, err);
+    for (int i = 0; i < e->n; i++) {
+        e->v[i].alias = -1;
+        e->v[i].fold_bn = -1;
+        e->v[i].sum_in = -1;
     }
+    if (st == FA_OK) exec_fuse(e);
+    if (st == FA_OK) st = exec_build_nodes(e, 1, err);
     for (int j = 0; j < e->n_out && st == FA_OK; j++) {
         if (!e->out_has_diff[j]) continue;
         const graph_output *go = graph_output_at(g, j);
@@ -593,6 +687,14 @@ static void exec_fill_io(fa_exec *e, int i, bk_io *io) {
     if ((p = exec_param(e, gn, GRAPH_P_RUNNING_MEAN))) io->running_mean = p->data;
     if ((p = exec_param(e, gn, GRAPH_P_RUNNING_VAR))) io->running_var = p->data;
     if ((p = exec_param(e, gn, GRAPH_P_NUM_BATCHES))) io->num_batches_tracked = &p->count;
+    if (x->fold_bn >= 0) {
+        const graph_node *bn = exec_node(e, x->fold_bn);
+        if ((p = exec_param(e, bn, GRAPH_P_WEIGHT))) io->bn_weight = p->data;
+        if ((p = exec_param(e, bn, GRAPH_P_BIAS))) io->bn_bias = p->data;
+        if ((p = exec_param(e, bn, GRAPH_P_RUNNING_MEAN))) io->bn_mean = p->data;
+        if ((p = exec_param(e, bn, GRAPH_P_RUNNING_VAR))) io->bn_var = p->data;
+    }
+    if (x->sum_in >= 0) io->sum_src = exec_at(e, e->v[x->sum_in].off);
 }
 
 fa_status exec_forward(fa_exec *e, const float *input, fa_error *err) {
@@ -610,6 +712,7 @@ fa_status exec_forward(fa_exec *e, const float *input, fa_error *err) {
         bk_io io;
         exec_fill_io(e, i, &io);
         io.weights_cached = e->cache_weights && e->v[i].w_valid;
+        if (e->bn_sync.stats) io.bn_sync = &e->bn_sync;
         st = bk_node_forward(e->v[i].node, &io, err);
         if (st != FA_OK) return st;
         e->v[i].w_valid = e->cache_weights;
@@ -662,13 +765,30 @@ fa_status exec_keep_value(fa_exec *e, graph_value v, fa_error *err) {
     if (!e || v < 0 || v >= e->n) return fa_error_set(err, FA_ERR_ARG, "exec_keep_value: invalid value %d", (int)v);
     if (!e->v[v].active)
         return fa_error_set(err, FA_ERR_NOT_FOUND, "%s: not computed by this executor", e->v[v].label);
-    if (e->v[v].fuse_relu) {
-        fa_status st = exec_unfuse(e, v, err);
+    /* Only the last value of a fused chain holds its own result. */
+    int r = e->v[v].alias >= 0 ? e->v[v].alias : v, last = -1;
+    for (int i = r + 1; i < e->n; i++)
+        if (e->v[i].alias == r) last = i;
+    if (last >= 0 && last != v) {
+        fa_status st = exec_unfuse(e, r, err);
         if (st != FA_OK) return st;
     }
     if (!e->v[v].keep && !e->v[v].readable) e->planned = 0; /* replanned by the next forward */
     e->v[v].keep = 1;
     return FA_OK;
+}
+
+/* exec_hooks.grads_done after node i's backward: its trainable parameters
+ * with a gradient (each belongs to one node in the model builders). */
+static fa_status exec_grads_done(fa_exec *e, int i, fa_error *err) {
+    const graph_node *gn = exec_node(e, i);
+    int idx[2], k = 0;
+    const int which[2] = {GRAPH_P_WEIGHT, GRAPH_P_BIAS};
+    for (int w = 0; w < 2; w++) {
+        graph_param *p = exec_param(e, gn, which[w]);
+        if (p && p->kind == GRAPH_PARAM_TRAINABLE && p->grad) idx[k++] = gn->param[which[w]];
+    }
+    return k ? e->hooks.grads_done(e->hooks.ctx, idx, k, err) : FA_OK;
 }
 
 fa_status exec_backward(fa_exec *e, int n, const char *const *output_names,
@@ -712,7 +832,9 @@ fa_status exec_backward(fa_exec *e, int n, const char *const *output_names,
         }
         bk_io io;
         exec_fill_io(e, i, &io);
+        if (e->bn_sync.stats) io.bn_sync = &e->bn_sync;
         st = bk_node_backward(x->node, &io, err);
+        if (st == FA_OK && e->hooks.grads_done) st = exec_grads_done(e, i, err);
     }
     return st;
 }
@@ -782,4 +904,39 @@ int exec_bf16_supported(void) { return bk_bf16_native(); }
 
 void exec_set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);
+}
+
+fa_status exec_set_hooks(fa_exec *e, const exec_hooks *h, fa_error *err) {
+    if (!e) return fa_error_set(err, FA_ERR_ARG, "exec_set_hooks: missing executor");
+    exec_hooks none = {0};
+    if (!h) h = &none;
+    if ((h->bn_stats || h->bn_grad_sums || h->grads_done) && !(e->o.training && e->o.keep_for_backward))
+        return fa_error_set(err, FA_ERR_ARG, "exec_set_hooks: hooks need a training executor with backward");
+    if (!h->bn_stats != !h->bn_grad_sums)
+        return fa_error_set(err, FA_ERR_ARG, "exec_set_hooks: bn_stats and bn_grad_sums go together");
+    int rebuild = !e->bn_sync.stats != !h->bn_stats;
+    e->hooks = *h;
+    e->bn_sync = (bk_bn_sync){h->ctx, h->bn_stats, h->bn_grad_sums};
+    if (!rebuild) return FA_OK;
+    /* BatchNorm nodes gain or lose their synchronised primitives; each node
+     * is rebuilt on its own (a fused ReLU is split off: synchronised BN has
+     * none). */
+    fa_status st = FA_OK;
+    for (int i = 1; i < e->n && st == FA_OK; i++) {
+        exec_value *x = &e->v[i];
+        if (!x->active || !x->has_bwd || exec_node(e, i)->op != GRAPH_OP_BATCH_NORM) continue;
+        if (x->fuse_relu) {
+            st = exec_unfuse(e, i, err);
+            continue;
+        }
+        bk_node_free(x->node);
+        x->node = NULL;
+        free(x->buf_off);
+        x->buf_off = NULL;
+        st = exec_make_node(e, i, err);
+    }
+    e->planned = 0;
+    e->forward_done = 0;
+    e->backward_ready = 0;
+    return st;
 }

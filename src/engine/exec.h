@@ -33,6 +33,33 @@
 
 typedef enum fa_precision { FA_PRECISION_FP32 = 0, FA_PRECISION_BF16 = 1 } fa_precision;
 
+/* Hooks for data-parallel training: the engine stays free of MPI; the
+ * trainer's distribution layer (src/train/dist.c) implements them. Every
+ * member may be NULL. They are called on the thread that runs the executor,
+ * in the same order on every process that runs the same graph.
+ *
+ * bn_stats (training executors): synchronised BatchNorm. After a BatchNorm
+ *   node has computed its batch statistics, mean and var (biased) hold the
+ *   node's local values over *count values per channel; the hook replaces
+ *   them by the statistics of the union of all processes' batches and *count
+ *   by that union's size. The node normalises with them, updates the running
+ *   statistics with the unbiased global variance, and in backward calls
+ * bn_grad_sums with sums[0..C) = local sum(dy * xhat) and sums[C..2C) =
+ *   local sum(dy); the hook replaces them by the sums over all processes, and
+ *   the input gradient uses them with the global count. The BatchNorm weight
+ *   and bias gradients keep the LOCAL sums, so that the usual gradient
+ *   all-reduce (a sum) gives the global ones exactly once.
+ * grads_done (training executors): after each node's backward, in the
+ *   backward order, with the graph parameter indices (trainable, with a
+ *   gradient) whose gradient that node has just finished accumulating; lets
+ *   a gradient all-reduce start while backward goes on. */
+typedef struct exec_hooks {
+    void *ctx;
+    fa_status (*bn_stats)(void *ctx, int channels, double *count, float *mean, float *var, fa_error *err);
+    fa_status (*bn_grad_sums)(void *ctx, int channels, float *sums, fa_error *err);
+    fa_status (*grads_done)(void *ctx, const int *params, int n, fa_error *err);
+} exec_hooks;
+
 typedef struct exec_options {
     int batch;
     fa_precision precision;
@@ -74,6 +101,14 @@ fa_status exec_backward(fa_exec *e, int n, const char *const *output_names,
  * exec_backward (Grad-CAM), then read it as fp32 NCHW. */
 fa_status exec_keep_value_grad(fa_exec *e, graph_value v, fa_error *err);
 fa_status exec_read_value_grad(fa_exec *e, graph_value v, float *dst, fa_error *err);
+
+/* Install hooks (copied; h->ctx is borrowed and must outlive their use;
+ * NULL removes them). Only for training executors with keep_for_backward.
+ * Setting or clearing bn_stats re-creates the BatchNorm nodes (synchronised
+ * ones run a second normalisation pass with the global statistics and keep
+ * one more buffer during their backward) and re-plans memory at the next
+ * exec_forward. */
+fa_status exec_set_hooks(fa_exec *e, const exec_hooks *h, fa_error *err);
 
 /* Weight cache. Off (default): every exec_forward converts the graph's fp32
  * weights into the compute layout/precision, so any change to the graph's

@@ -30,6 +30,21 @@ struct dist {
     /* BN snapshot */
     double *bn_snap;
     int64_t bn_n;
+    /* synchronised BatchNorm scratch (2C + 1 doubles) */
+    double *sbn;
+    int sbn_n;
+    /* overlapped gradient all-reduce (dist_grads_*) */
+    int overlap;        /* install the grads_done hook */
+    int ov_state;       /* 0 idle, 1 armed, 2 all started */
+    fa_graph *ov_g;
+    int ov_np;          /* graph parameters when planned */
+    int64_t ov_total, ov_bucket, ov_nb, ov_next; /* ov_next: next bucket to start (descending) */
+    int ov_early;
+    float *ov_buf;
+    MPI_Request *ov_req;
+    int64_t *ov_off;     /* per parameter: packed offset, -1 = not reduced */
+    int64_t *ov_pending; /* per bucket: floats not packed yet */
+    unsigned char *ov_packed;
 };
 
 static int dist_mpi_used; /* MPI can be initialised once per process */
@@ -98,6 +113,8 @@ fa_status dist_init(dist **out, fa_error *err) {
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     d->timeout_s = DIST_DEFAULT_TIMEOUT_S;
+    const char *ov = getenv("FREEAIR_DIST_OVERLAP");
+    d->overlap = !(ov && !strcmp(ov, "0"));
     const char *to = getenv("FREEAIR_DIST_TIMEOUT");
     if (to && *to) {
         char *end = NULL;
@@ -152,6 +169,12 @@ void dist_finalize(dist *d) {
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d->bn_snap);
+    free(d->sbn);
+    free(d->ov_buf);
+    free(d->ov_req);
+    free(d->ov_off);
+    free(d->ov_pending);
+    free(d->ov_packed);
     free(d);
 }
 
@@ -289,6 +312,207 @@ fa_status dist_allreduce_grads(dist *d, fa_graph *g, size_t bucket_bytes, int64_
     free(req);
     return rc == MPI_SUCCESS ? FA_OK : mpi_fail(d, rc, "the gradient all-reduce", err);
 }
+
+/* ---- overlapped gradient all-reduce ------------------------------------ */
+
+/* Bucket plan: the same packing and cuts as dist_allreduce_grads. */
+static fa_status ov_plan(dist *d, fa_graph *g, size_t bucket_bytes, fa_error *err) {
+    int np = graph_param_count(g);
+    int64_t total = 0;
+    for (int i = 0; i < np; i++) {
+        graph_param *p = graph_param_at(g, i);
+        if (p->kind == GRAPH_PARAM_TRAINABLE && p->grad) total += p->numel;
+    }
+    if (bucket_bytes == 0) bucket_bytes = DIST_DEFAULT_BUCKET;
+    int64_t bucket = (int64_t)(bucket_bytes / sizeof(float));
+    if (bucket < 1) bucket = 1;
+    if (bucket > (1 << 28)) bucket = 1 << 28;
+    int64_t nb = (total + bucket - 1) / bucket;
+    if (d->ov_g != g || d->ov_np != np || d->ov_total != total || d->ov_bucket != bucket) {
+        free(d->ov_buf);
+        free(d->ov_req);
+        free(d->ov_off);
+        free(d->ov_pending);
+        free(d->ov_packed);
+        d->ov_buf = fa_malloc_array((size_t)(total ? total : 1), sizeof *d->ov_buf);
+        d->ov_req = fa_malloc_array((size_t)(nb ? nb : 1), sizeof *d->ov_req);
+        d->ov_pending = fa_malloc_array((size_t)(nb ? nb : 1), sizeof *d->ov_pending);
+        d->ov_off = fa_malloc_array((size_t)(np ? np : 1), sizeof *d->ov_off);
+        d->ov_packed = fa_malloc_array((size_t)(np ? np : 1), 1);
+        d->ov_g = NULL;
+        if (!d->ov_buf || !d->ov_req || !d->ov_pending || !d->ov_off || !d->ov_packed)
+            return fa_error_set(err, FA_ERR_NOMEM, "gradient all-reduce: out of memory for %lld floats",
+                                (long long)total);
+        int64_t o = 0;
+        for (int i = 0; i < np; i++) {
+            graph_param *p = graph_param_at(g, i);
+            d->ov_off[i] = p->kind == GRAPH_PARAM_TRAINABLE && p->grad ? o : -1;
+            if (d->ov_off[i] >= 0) o += p->numel;
+        }
+        d->ov_g = g;
+        d->ov_np = np;
+        d->ov_total = total;
+        d->ov_bucket = bucket;
+        d->ov_nb = nb;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        d->ov_pending[b] = (b + 1) * bucket <= total ? bucket : total - b * bucket;
+        d->ov_req[b] = MPI_REQUEST_NULL;
+    }
+    memset(d->ov_packed, 0, (size_t)(np ? np : 1));
+    d->ov_next = nb - 1;
+    d->ov_early = 0;
+    return FA_OK;
+}
+
+static void ov_pack(dist *d, int i) {
+    if (i < 0 || i >= d->ov_np || d->ov_off[i] < 0 || d->ov_packed[i]) return;
+    graph_param *p = graph_param_at(d->ov_g, i);
+    int64_t off = d->ov_off[i], end = off + p->numel;
+    memcpy(d->ov_buf + off, p->grad, (size_t)p->numel * sizeof(float));
+    d->ov_packed[i] = 1;
+    for (int64_t b = off / d->ov_bucket; b < d->ov_nb && b * d->ov_bucket < end; b++) {
+        int64_t lo = b * d->ov_bucket > off ? b * d->ov_bucket : off;
+        int64_t hi = (b + 1) * d->ov_bucket < end ? (b + 1) * d->ov_bucket : end;
+        d->ov_pending[b] -= hi - lo;
+    }
+}
+
+/* Start buckets from ov_next down while they are complete (all = start
+ * them regardless). Descending order on every rank. */
+static int ov_start(dist *d, int all) {
+    int rc = MPI_SUCCESS;
+    while (rc == MPI_SUCCESS && d->ov_next >= 0 && (all || d->ov_pending[d->ov_next] == 0)) {
+        int64_t b = d->ov_next, off = b * d->ov_bucket;
+        int64_t n = off + d->ov_bucket <= d->ov_total ? d->ov_bucket : d->ov_total - off;
+        rc = MPI_Iallreduce(MPI_IN_PLACE, d->ov_buf + off, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &d->ov_req[b]);
+        d->ov_next--;
+        if (!all) d->ov_early++;
+    }
+    return rc;
+}
+
+static fa_status ov_grads_done(void *ctx, const int *params, int n, fa_error *err) {
+    dist *d = ctx;
+    if (d->ov_state != 1) return FA_OK; /* not the step's last backward */
+    for (int k = 0; k < n; k++) ov_pack(d, params[k]);
+    int rc = ov_start(d, 0);
+    /* Open MPI moves non-blocking collectives on only inside MPI calls. */
+    int flag = 0;
+    if (rc == MPI_SUCCESS && d->ov_next + 1 < d->ov_nb)
+        rc = MPI_Testall((int)(d->ov_nb - d->ov_next - 1), d->ov_req + d->ov_next + 1, &flag, MPI_STATUSES_IGNORE);
+    return rc == MPI_SUCCESS ? FA_OK : mpi_fail(d, rc, "the gradient all-reduce", err);
+}
+
+fa_status dist_grads_arm(dist *d, fa_graph *g, size_t bucket_bytes, fa_error *err) {
+    if (!d || d->size == 1) return FA_OK;
+    if (d->ov_state != 0) return fa_error_set(err, FA_ERR_INTERNAL, "gradient all-reduce: armed twice");
+    fa_status st = ov_plan(d, g, bucket_bytes, err);
+    if (st == FA_OK) d->ov_state = 1;
+    return st;
+}
+
+fa_status dist_grads_start(dist *d, fa_graph *g, size_t bucket_bytes, fa_error *err) {
+    if (!d || d->size == 1) return FA_OK;
+    if (d->ov_state == 0) {
+        fa_status st = dist_grads_arm(d, g, bucket_bytes, err);
+        if (st != FA_OK) return st;
+    }
+    if (d->ov_state != 1 || d->ov_g != g)
+        return fa_error_set(err, FA_ERR_INTERNAL, "gradient all-reduce: started twice");
+    for (int i = 0; i < d->ov_np; i++) ov_pack(d, i);
+    int rc = ov_start(d, 1);
+    d->ov_state = 2;
+    return rc == MPI_SUCCESS ? FA_OK : mpi_fail(d, rc, "the gradient all-reduce", err);
+}
+
+fa_status dist_grads_wait(dist *d, fa_graph *g, int64_t *bytes, int *early, fa_error *err) {
+    if (early) *early = 0;
+    if (!d || d->size == 1) {
+        if (bytes) dist_allreduce_grads(d, g, 0, bytes, err);
+        return FA_OK;
+    }
+    if (d->ov_state != 2 || d->ov_g != g)
+        return fa_error_set(err, FA_ERR_INTERNAL, "gradient all-reduce: wait without start");
+    busy_begin(d, "the gradient all-reduce");
+    int rc = MPI_Waitall((int)d->ov_nb, d->ov_req, MPI_STATUSES_IGNORE);
+    busy_end(d);
+    d->ov_state = 0;
+    if (bytes) *bytes = d->ov_total * (int64_t)sizeof(float);
+    if (early) *early = d->ov_early;
+    if (rc != MPI_SUCCESS) return mpi_fail(d, rc, "the gradient all-reduce", err);
+    for (int i = 0; i < d->ov_np; i++) {
+        if (d->ov_off[i] < 0) continue;
+        graph_param *p = graph_param_at(g, i);
+        memcpy(p->grad, d->ov_buf + d->ov_off[i], (size_t)p->numel * sizeof(float));
+    }
+    return FA_OK;
+}
+
+/* ---- synchronised BatchNorm --------------------------------------------- */
+
+static double *sbn_scratch(dist *d, int n) {
+    if (n > d->sbn_n) {
+        free(d->sbn);
+        d->sbn = fa_malloc_array((size_t)n, sizeof *d->sbn);
+        d->sbn_n = d->sbn ? n : 0;
+    }
+    return d->sbn;
+}
+
+/* Count, sum and sum of squares per channel, summed over ranks in double
+ * (as torch.nn.SyncBatchNorm combines per-rank mean/variance by counts):
+ * the global mean and biased variance follow. */
+static fa_status sbn_stats(void *ctx, int C, double *count, float *mean, float *var, fa_error *err) {
+    dist *d = ctx;
+    double *v = sbn_scratch(d, 2 * C + 1);
+    if (!v) return fa_error_set(err, FA_ERR_NOMEM, "synchronised BatchNorm: out of memory");
+    double n = *count;
+    for (int c = 0; c < C; c++) {
+        double m = mean[c];
+        v[c] = n * m;
+        v[C + c] = n * ((double)var[c] + m * m);
+    }
+    v[2 * C] = n;
+    busy_begin(d, "the synchronised BatchNorm statistics");
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, 2 * C + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    busy_end(d);
+    if (rc != MPI_SUCCESS) return mpi_fail(d, rc, "the synchronised BatchNorm statistics", err);
+    double N = v[2 * C];
+    for (int c = 0; c < C; c++) {
+        double m = v[c] / N, s2 = v[C + c] / N - m * m;
+        mean[c] = (float)m;
+        var[c] = (float)(s2 > 0 ? s2 : 0);
+    }
+    *count = N;
+    return FA_OK;
+}
+
+static fa_status sbn_grad_sums(void *ctx, int C, float *sums, fa_error *err) {
+    dist *d = ctx;
+    double *v = sbn_scratch(d, 2 * C);
+    if (!v) return fa_error_set(err, FA_ERR_NOMEM, "synchronised BatchNorm: out of memory");
+    for (int k = 0; k < 2 * C; k++) v[k] = sums[k];
+    busy_begin(d, "the synchronised BatchNorm gradient sums");
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, 2 * C, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    busy_end(d);
+    if (rc != MPI_SUCCESS) return mpi_fail(d, rc, "the synchronised BatchNorm gradient sums", err);
+    for (int k = 0; k < 2 * C; k++) sums[k] = (float)v[k];
+    return FA_OK;
+}
+
+void dist_exec_hooks(dist *d, int sync_bn, exec_hooks *h) {
+    memset(h, 0, sizeof *h);
+    if (!d || d->size == 1) return;
+    h->ctx = d;
+    if (sync_bn) {
+        h->bn_stats = sbn_stats;
+        h->bn_grad_sums = sbn_grad_sums;
+    }
+    if (d->overlap) h->grads_done = ov_grads_done;
+}
+
+int dist_overlap(const dist *d) { return d && d->size > 1 && d->overlap; }
 
 fa_status dist_sum(dist *d, double *v, int n, fa_error *err) {
     if (!d || d->size == 1) return FA_OK;

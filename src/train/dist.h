@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "core/fa_status.h"
+#include "engine/exec.h"
 #include "engine/graph.h"
 #include "engine/optim.h"
 
@@ -59,6 +60,42 @@ fa_status dist_broadcast_state(dist *d, fa_graph *g, optim_sgd *opt, fa_error *e
  * gradient of the global mean loss. *bytes (may be NULL) gets the payload
  * size of one all-reduce. */
 fa_status dist_allreduce_grads(dist *d, fa_graph *g, size_t bucket_bytes, int64_t *bytes, fa_error *err);
+
+/* The same all-reduce, overlapped with the backward pass of a step's last
+ * micro-batch. Every rank calls, in this order:
+ *   dist_grads_arm   before that micro-batch (local): plans the buckets,
+ *                    which are those of dist_allreduce_grads (graph order,
+ *                    bucket_bytes, 0 = 8 MiB);
+ *   (backward, where the executor's grads_done hook - dist_exec_hooks -
+ *    packs each finished parameter gradient and starts the all-reduce of
+ *    every complete bucket: the last bucket first, strictly in descending
+ *    bucket order, so the start order is the same on every rank)
+ *   dist_grads_start after the micro-batches, also on a rank whose step
+ *                    failed (it arms when needed, so bucket_bytes must be
+ *                    the same as arm's): packs the rest and starts
+ *                    every bucket not started yet, in the same order;
+ *   dist_grads_wait  collective: waits for all buckets and copies the sums
+ *                    back into the gradients; *bytes and *early (may be
+ *                    NULL) get the payload and the number of buckets that
+ *                    were started during the backward pass.
+ * The sums are bit-identical to dist_allreduce_grads' (same buckets, same
+ * counts, same reduction). Blocking collectives (dist_agree, dist_sum) may
+ * run between start and wait. With FREEAIR_DIST_OVERLAP=0 in the
+ * environment the hook is not installed and everything starts in
+ * dist_grads_start (for comparison and measurement). One rank: no-ops. */
+fa_status dist_grads_arm(dist *d, fa_graph *g, size_t bucket_bytes, fa_error *err);
+fa_status dist_grads_start(dist *d, fa_graph *g, size_t bucket_bytes, fa_error *err);
+fa_status dist_grads_wait(dist *d, fa_graph *g, int64_t *bytes, int *early, fa_error *err);
+
+/* Executor hooks of this process group (exec_set_hooks): sync_bn = 1 adds
+ * the synchronised-BatchNorm pair (per-channel count, sum and sum of squares
+ * all-reduced in double in forward; the two gradient sums in backward);
+ * the grads_done hook of the overlapped all-reduce is added unless
+ * FREEAIR_DIST_OVERLAP=0. One rank: every member NULL (nothing changes).
+ * The hooks are collectives: every rank must run the same passes. */
+void dist_exec_hooks(dist *d, int sync_bn, exec_hooks *h);
+/* 1 when the grads_done hook is installed by dist_exec_hooks. */
+int dist_overlap(const dist *d);
 
 /* Collective: element-wise sum of n doubles, in place. */
 fa_status dist_sum(dist *d, double *v, int n, fa_error *err);

@@ -76,7 +76,7 @@ static const key_def keys[] = {
     {"checkpoint_steps", K_INT, OFF(checkpoint_steps), 0, 0, 1 << 30, NULL, "0", 1, "also write last.safetensors every N optimiser steps inside an epoch; 0 = at epoch ends only"},
     {"operating_point", K_OPPOINT, OFF(operating_point), sizeof(((train_config *)0)->operating_point), 0, 0, NULL, "none", 0, "threshold locked on the validation set of each kept checkpoint: none, youden, sens:X (sensitivity >= X), spec:X (specificity >= X)"},
     {"max_steps", K_INT, OFF(max_steps), 0, 0, 1 << 30, NULL, "0", 1, "stop after this many optimiser steps in total (smoke tests); 0 = no limit"},
-    {"sync_bn", K_BOOL, OFF(sync_bn), 0, 0, 1, NULL, "false", 0, "under mpirun: normalise with batch statistics all-reduced across ranks (needs an executor hook; refused with more than one rank, see docs/distributed.md)"},
+    {"sync_bn", K_BOOL, OFF(sync_bn), 0, 0, 1, NULL, "false", 0, "under mpirun: normalise with batch statistics all-reduced across ranks (every rank must get the same number of micro-batches per step; see docs/distributed.md)"},
 };
 
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))

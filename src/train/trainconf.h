@@ -82,7 +82,7 @@ typedef struct train_config {
     char operating_point[TRAINCONF_NAME_MAX]; /* none | youden | sens:X | spec:X */
     int max_steps;        /* stop after this many optimiser steps in total, 0 = no limit */
     /* data-parallel runs under mpirun (dist.h) */
-    int sync_bn;          /* exact synchronised BatchNorm; refused with > 1 rank (no executor hook) */
+    int sync_bn;          /* exact synchronised BatchNorm across ranks (docs/distributed.md) */
 } train_config;
 
 /* Every key set to its documented default. */

@@ -130,6 +130,7 @@ typedef struct trainer {
     int *rorder, *rpos; /* this rank's samples of the epoch and their global positions */
     int n_rank;         /* entries of rorder */
     int *rank_units;    /* micro-batches of each rank in the current step */
+    int sync_bn;        /* synchronised BatchNorm across the ranks (sync_bn, > 1 rank) */
 } trainer;
 
 static void trainer_cleanup(trainer *t) {
@@ -269,6 +270,31 @@ static fa_status validate(trainer *t, double *loss, double *auc, double *thr, fa
     return st;
 }
 
+/* Synchronised BatchNorm pairs the ranks' k-th micro-batches (each BatchNorm
+ * is a collective), so every rank must run the same number of micro-batches,
+ * at least one, in every step: the full batches and the last, shorter one. */
+static fa_status sync_bn_check(trainer *t, fa_error *err) {
+    const int B = t->c->batch_size, n = t->train.n;
+    int sizes[2] = {n < B ? n : B, t->c->drop_last ? 0 : n % B};
+    for (int k = 0; k < 2; k++) {
+        if (sizes[k] == 0) continue;
+        int off, len0, len;
+        rank_slice(sizes[k], t->nranks, 0, &off, &len0);
+        for (int r = 1; r < t->nranks; r++) {
+            rank_slice(sizes[k], t->nranks, r, &off, &len);
+            int u0 = (len0 + t->micro - 1) / t->micro, u = (len + t->micro - 1) / t->micro;
+            if (len == 0 || u != u0)
+                return fa_error_set(err, FA_ERR_ARG,
+                                    "key 'sync_bn': a batch of %d images over %d ranks gives rank %d %d images "
+                                    "(%d micro-batches of at most %d) and rank 0 %d (%d); synchronised BatchNorm needs "
+                                    "the same number of micro-batches on every rank: choose batch_size, micro_batch "
+                                    "and drop_last so that every batch splits evenly",
+                                    sizes[k], t->nranks, r, len, u, t->micro, len0, u0);
+        }
+    }
+    return FA_OK;
+}
+
 static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err) {
     const train_config *c = t->c;
     fa_status st;
@@ -279,12 +305,7 @@ static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err)
     if (!model_is_known(c->arch))
         return fa_error_set(err, FA_ERR_ARG, "key 'arch': unknown architecture '%s' (known: %s)", c->arch,
                             model_arch_list());
-    if (c->sync_bn && t->nranks > 1)
-        return fa_error_set(err, FA_ERR_UNSUPPORTED,
-                            "key 'sync_bn': exact synchronised BatchNorm needs batch statistics all-reduced inside "
-                            "the executor's BatchNorm, which it offers no hook for; run without sync_bn (running "
-                            "statistics are still combined across the %d ranks, see docs/distributed.md)",
-                            t->nranks);
+    t->sync_bn = c->sync_bn && t->nranks > 1;
     if (c->threads > 0) exec_set_threads(c->threads);
     if ((st = dataset_load(c, &t->train, &t->val, NULL, err)) != FA_OK) return st;
     if ((st = digest_sha256_file(c->manifest, t->manifest_sha, err)) != FA_OK) return st;
@@ -299,6 +320,7 @@ static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err)
     t->image_size = c->image_size ? c->image_size : model_default_size(c->arch);
     t->micro = c->micro_batch ? c->micro_batch : c->batch_size;
     t->infer_batch = c->val_batch ? c->val_batch : t->micro;
+    if (t->sync_bn && (st = sync_bn_check(t, err)) != FA_OK) return st;
     if ((st = make_dirs(t->out, err)) != FA_OK) return st;
 
     ckpt_state_init(&t->s);
@@ -350,6 +372,11 @@ static fa_status trainer_setup(trainer *t, const trainer_opts *o, fa_error *err)
     trainstep_opts to = {t->micro, t->infer_batch, c->precision == TRAINCONF_BF16 ? FA_PRECISION_BF16 : FA_PRECISION_FP32,
                          aug_hash4(c->seed, AUG_STREAM_INIT, 0, 0), !strcmp(c->arch, "inception_v3") ? 0.4f : 0.0f};
     if ((st = trainstep_create(&t->ts, t->g, &to, err)) != FA_OK) return st;
+    if (t->nranks > 1) {
+        exec_hooks h;
+        dist_exec_hooks(t->d, t->sync_bn, &h);
+        if ((st = trainstep_set_hooks(t->ts, &h, err)) != FA_OK) return st;
+    }
     if ((st = dataset_source_open(&t->src, c, err)) != FA_OK) return st;
     size_t ram = (size_t)c->ram_cache_mb << 20;
     loader_opts lt = {c, t->image_size, t->micro, c->loader_threads, c->loader_threads + 1, ram};
@@ -441,24 +468,44 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
             graph_zero_grad(t->g);
             double batch_loss = 0, t_compute = 0, comm_s = 0;
             int64_t comm_bytes = 0;
-            if (t->nranks > 1 && (st = dist_bn_snapshot(t->d, t->g, err)) != FA_OK) {
+            if (t->nranks > 1 && !t->sync_bn && (st = dist_bn_snapshot(t->d, t->g, err)) != FA_OK) {
                 loader_end(t->ltrain);
                 return st;
             }
-            for (int u = t->batch_first_unit[s]; u < t->batch_first_unit[s + 1]; u++) {
-                const loader_unit *lu;
+            const int u_last = t->batch_first_unit[s + 1] - 1;
+            for (int u = t->batch_first_unit[s]; u <= u_last; u++) {
+                const loader_unit *lu = NULL;
                 double l = 0;
-                st = loader_next(t->ltrain, &lu, err);
+                int got = st == FA_OK;
+                if (got) st = loader_next(t->ltrain, &lu, err);
+                /* Synchronised BatchNorm: each pass is a collective, so the
+                 * ranks agree before every micro-batch and a rank whose
+                 * earlier pass failed keeps step until they all stop. */
+                if (t->sync_bn) st = dist_agree(t->d, st, "a training step", err);
+                if (st == FA_OK && u == u_last) st = dist_grads_arm(t->d, t->g, 0, err);
                 if (st == FA_OK) st = trainstep_micro(t->ts, lu->x, lu->y, lu->n, bn, t->pos_weight, &l, err);
-                loader_release(t->ltrain);
-                if (st != FA_OK) break;
-                batch_loss += l * lu->n / bn;
+                if (got) loader_release(t->ltrain);
+                if (st != FA_OK && (!t->sync_bn || dist_failed_together(t->d))) break;
+                if (st == FA_OK) batch_loss += l * lu->n / bn;
             }
+            int early = 0;
+            double t_comm = fa_now_seconds();
             if (t->nranks > 1) {
-                /* every rank learns about a failure before the gradient
-                 * all-reduce, so none is left waiting in it */
+                /* Every rank starts every bucket (in the same order) even
+                 * after a failure, then learns about failures before it
+                 * waits for the sums, so none is left waiting. */
+                fa_error serr;
+                fa_status sst = dist_grads_start(t->d, t->g, 0, &serr);
+                if (sst != FA_OK) {
+                    dist_abort(t->d, serr.msg);
+                    loader_end(t->ltrain);
+                    return fa_error_set(err, sst, "%s", serr.msg);
+                }
+                t_compute = t_comm - t_step;
                 st = dist_agree(t->d, st, "a training step", err);
                 if (st == FA_OK) st = dist_sum(t->d, &batch_loss, 1, err);
+                sst = dist_grads_wait(t->d, t->g, &comm_bytes, &early, st == FA_OK ? err : &serr);
+                if (st == FA_OK) st = sst;
             }
             if (st == FA_ERR_NUMERIC || (st == FA_OK && !isfinite(batch_loss))) {
                 loader_end(t->ltrain);
@@ -474,10 +521,7 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
                     rank_slice(bn, t->nranks, r, &off, &len);
                     t->rank_units[r] = (len + t->micro - 1) / t->micro;
                 }
-                double t_comm = fa_now_seconds();
-                t_compute = t_comm - t_step;
-                st = dist_allreduce_grads(t->d, t->g, 0, &comm_bytes, err);
-                if (st == FA_OK) st = dist_bn_combine(t->d, t->g, t->rank_units, TRAINER_BN_MOMENTUM, err);
+                if (!t->sync_bn) st = dist_bn_combine(t->d, t->g, t->rank_units, TRAINER_BN_MOMENTUM, err);
                 comm_s = fa_now_seconds() - t_comm;
                 if (st != FA_OK) {
                     loader_end(t->ltrain);
@@ -503,6 +547,7 @@ static fa_status trainer_loop(trainer *t, const trainer_opts *o, trainer_result 
                 fa_jsonl_num(&t->log, "compute_s", t_compute);
                 fa_jsonl_num(&t->log, "allreduce_s", comm_s);
                 fa_jsonl_int(&t->log, "allreduce_bytes", comm_bytes);
+                fa_jsonl_int(&t->log, "allreduce_early_buckets", early);
             }
             fa_jsonl_end(&t->log);
             snprintf(t->prog_label, sizeof t->prog_label, "epoch %d/%d step %d/%d loss %.4f lr %.3g", e + 1, c->epochs,

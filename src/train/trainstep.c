@@ -27,6 +27,8 @@ struct trainstep {
     float *logits, *aux, *dlogits, *daux, *pad; /* scratch, sized for the largest batch */
     int scratch_n;
     float *infer_in; /* infer_batch samples, for padding */
+    exec_hooks hooks;
+    int has_hooks;
 };
 
 int trainstep_split(int n, int micro_batch, int *sizes) {
@@ -93,11 +95,38 @@ static fa_status train_exec(trainstep *t, int batch, fa_exec **e, fa_error *err)
     t->train[victim].e = NULL;
     exec_options eo = {batch, t->o.precision, 1, 1, t->o.seed};
     fa_status st = exec_create(&t->train[victim].e, t->g, &eo, err);
-    if (st != FA_OK) return st;
+    if (st == FA_OK && t->has_hooks) st = exec_set_hooks(t->train[victim].e, &t->hooks, err);
+    if (st != FA_OK) {
+        exec_free(t->train[victim].e);
+        t->train[victim].e = NULL;
+        return st;
+    }
     t->train[victim].batch = batch;
     t->train[victim].last_use = ++t->clock;
     *e = t->train[victim].e;
     return FA_OK;
+}
+
+fa_status trainstep_set_hooks(trainstep *t, const exec_hooks *h, fa_error *err) {
+    exec_hooks none = {0};
+    t->hooks = h ? *h : none;
+    t->has_hooks = h != NULL;
+    for (int i = 0; i < TRAINSTEP_MAX_EXECS; i++) {
+        if (!t->train[i].e) continue;
+        fa_status st = exec_set_hooks(t->train[i].e, h, err);
+        if (st != FA_OK) return st;
+    }
+    return FA_OK;
+}
+
+/* Backward with zero output gradients: keeps a rank in step with the
+ * others' collectives inside backward after its loss failed. */
+static void zero_backward(trainstep *t, fa_exec *e, int n_c) {
+    fa_error ignored;
+    memset(t->dlogits, 0, (size_t)n_c * sizeof(float));
+    const char *names[1] = {"logits"};
+    const float *grads[1] = {t->dlogits};
+    exec_backward(e, 1, names, grads, &ignored);
 }
 
 fa_status trainstep_micro(trainstep *t, const float *x, const float *y, int n_c, int batch_n, float pos_weight,
@@ -111,7 +140,10 @@ fa_status trainstep_micro(trainstep *t, const float *x, const float *y, int n_c,
     if ((st = exec_forward(e, x, err)) != FA_OK) return st;
     if ((st = exec_read_output(e, "logits", t->logits, err)) != FA_OK) return st;
     double l = 0, la = 0;
-    if ((st = optim_bce_with_logits(t->logits, y, n_c, pos_weight, &l, t->dlogits, err)) != FA_OK) return st;
+    if ((st = optim_bce_with_logits(t->logits, y, n_c, pos_weight, &l, t->dlogits, err)) != FA_OK) {
+        if (t->hooks.bn_stats) zero_backward(t, e, n_c);
+        return st;
+    }
     float scale = (float)n_c / (float)batch_n;
     for (int i = 0; i < n_c; i++) t->dlogits[i] *= scale;
     const char *names[2] = {"logits", "aux_logits"};
@@ -119,7 +151,10 @@ fa_status trainstep_micro(trainstep *t, const float *x, const float *y, int n_c,
     int n_out = 1;
     if (t->has_aux) {
         if ((st = exec_read_output(e, "aux_logits", t->aux, err)) != FA_OK) return st;
-        if ((st = optim_bce_with_logits(t->aux, y, n_c, pos_weight, &la, t->daux, err)) != FA_OK) return st;
+        if ((st = optim_bce_with_logits(t->aux, y, n_c, pos_weight, &la, t->daux, err)) != FA_OK) {
+            if (t->hooks.bn_stats) zero_backward(t, e, n_c);
+            return st;
+        }
         for (int i = 0; i < n_c; i++) t->daux[i] *= scale * t->o.aux_weight;
         n_out = 2;
     }

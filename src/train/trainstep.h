@@ -40,6 +40,14 @@ typedef struct trainstep_opts {
 fa_status trainstep_create(trainstep **out, fa_graph *g, const trainstep_opts *o, fa_error *err);
 void trainstep_free(trainstep *t);
 
+/* Executor hooks for data-parallel training (dist_exec_hooks): copied and
+ * installed on every training executor, now and later. NULL removes them.
+ * When they contain collectives (synchronised BatchNorm), a micro-batch
+ * whose loss is not finite still runs its backward pass (with zero
+ * gradients) before returning FA_ERR_NUMERIC, so that every rank takes part
+ * in the same collectives. */
+fa_status trainstep_set_hooks(trainstep *t, const exec_hooks *h, fa_error *err);
+
 /* Micro-batch sizes for a batch of n images: writes them to sizes (at least
  * ceil(n / micro_batch) entries) and returns their number. */
 int trainstep_split(int n, int micro_batch, int *sizes);
