@@ -547,6 +547,38 @@ fa_status jpeg_frame_header_check(const char *path, DcmPixelData *pix, E_Transfe
     return FA_OK;
 }
 
+/* DCMTK's RLE decoder (3.6.7) trusts the segment offsets of the RLE header
+ * and reads wherever they point: a hostile offset reads outside the
+ * fragment (found by fuzz_dicom). The header is checked here first: a frame
+ * is one fragment (PS3.5 A.4.2), holding 1 to 15 segments, one per byte of
+ * each sample, at increasing offsets from 64 inside it. */
+fa_status rle_header_check(const char *path, DcmPixelData *pix, E_TransferSyntax xfer, int spp, int bytes,
+                           fa_error *err) {
+    DcmPixelSequence *seq = NULL;
+    DcmPixelItem *item = NULL;
+    Uint8 *p = NULL;
+    if (pix->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq || seq->card() < 2 ||
+        seq->getItem(item, 1).bad() || !item)
+        return fa_error_set(err, FA_ERR_FORMAT, "%s: RLE pixel data without a fragment", path);
+    const unsigned long n = item->getLength();
+    if (n < 64 || item->getUint8Array(p).bad() || !p)
+        return fa_error_set(err, FA_ERR_FORMAT, "%s: RLE fragment of %lu bytes has no 64-byte header", path, n);
+    const uint32_t segments = le32(p);
+    if (segments < 1 || segments > 15 || segments != (uint32_t)(spp * bytes))
+        return fa_error_set(err, FA_ERR_FORMAT, "%s: RLE header has %lu segments, the image needs %d", path,
+                            (unsigned long)segments, spp * bytes);
+    uint32_t prev = 63;
+    for (uint32_t i = 0; i < segments; i++) {
+        uint32_t off = le32(p + 4 + 4 * i);
+        if (off <= prev || off >= n)
+            return fa_error_set(err, FA_ERR_FORMAT,
+                                "%s: RLE segment %lu starts at %lu, outside its fragment (64..%lu, increasing)", path,
+                                (unsigned long)i + 1, (unsigned long)off, n - 1);
+        prev = off;
+    }
+    return FA_OK;
+}
+
 bool is_j2k(E_TransferSyntax x) {
     return x == EXS_JPEG2000LosslessOnly || x == EXS_JPEG2000 || x == EXS_JPEG2000MulticomponentLosslessOnly ||
            x == EXS_JPEG2000Multicomponent;
@@ -740,6 +772,9 @@ fa_status shim_load(const char *path, dicom_raw *raw, char *warning, size_t cap,
     } else {
         if (!native && xfer != EXS_RLELossless &&
             (rc = jpeg_frame_header_check(path, pix, xfer, h.rows, h.columns, err)) != FA_OK)
+            return rc;
+        if (xfer == EXS_RLELossless &&
+            (rc = rle_header_check(path, pix, xfer, spp, h.bits_allocated / 8, err)) != FA_OK)
             return rc;
         Uint32 frame_size = 0;
         OFCondition c = pix->getUncompressedFrameSize(ds, frame_size);

@@ -165,6 +165,20 @@ static void test_hostile_deflated_length(void) {
     unlink(path);
 }
 
+/* An RLE frame whose third segment offset points 14 MB past its 1.3 KB
+ * fragment: DCMTK's decoder would read there (fuzz_dicom's SEGV); the reader
+ * refuses it from the header. The file is kept as a fuzz seed. */
+static void test_hostile_rle_offset(void) {
+    const char *root = getenv("FREEAIR_ROOT");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tests/fuzz/seeds/fuzz_dicom/rle_segment_offset.dcm", root && *root ? root : ".");
+    fa_image im;
+    fa_error err;
+    CHECK(dicom_decode(path, DICOM_STAGE_RAW, &im, NULL, 0, &err) == FA_ERR_FORMAT);
+    CHECK_MSG(strstr(err.msg, "RLE segment 3 starts at 14943100") != NULL, "%s", err.msg);
+    CHECK(im.pixels == NULL);
+}
+
 static const char *const files[] = {
     "fo-dicom/CR-MONO1-10-chest",
     "udacity-AIHCND_C2_Starter/test1.dcm",
@@ -230,6 +244,7 @@ int main(void) {
     test_errors();
     test_hostile_jpeg_frame_header();
     test_hostile_deflated_length();
+    test_hostile_rle_offset();
     test_threads();
     return fa_test_finish("test_dicom_header");
 }
