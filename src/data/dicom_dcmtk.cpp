@@ -507,6 +507,18 @@ fa_status first_frame_fragments(const char *path, DcmPixelData *pix, E_TransferS
     return FA_OK;
 }
 
+/* The bytes of the first fragment of encapsulated pixel data (item 0 is the
+ * offset table); false when there is none. */
+bool first_fragment(DcmPixelData *pix, E_TransferSyntax xfer, Uint8 **p, size_t *n) {
+    DcmPixelSequence *seq = NULL;
+    DcmPixelItem *item = NULL;
+    if (pix->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq || seq->card() < 2 ||
+        seq->getItem(item, 1).bad() || !item || item->getLength() == 0 || item->getUint8Array(*p).bad() || !*p)
+        return false;
+    *n = item->getLength();
+    return true;
+}
+
 /* IJG sizes its buffers from the JPEG frame header, not from DICOM's
  * Rows/Columns (a progressive frame holds 2 bytes per pixel for the whole
  * image), so a codestream claiming 40000x40000 inside a small file would
@@ -515,13 +527,9 @@ fa_status first_frame_fragments(const char *path, DcmPixelData *pix, E_TransferS
  * the first fragment is left to the decoder. */
 fa_status jpeg_frame_header_check(const char *path, DcmPixelData *pix, E_TransferSyntax xfer, int rows, int cols,
                                   fa_error *err) {
-    DcmPixelSequence *seq = NULL;
-    DcmPixelItem *item = NULL;
     Uint8 *p = NULL;
-    if (pix->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq || seq->card() < 2 ||
-        seq->getItem(item, 1).bad() || !item || item->getLength() < 4 || item->getUint8Array(p).bad() || !p)
-        return FA_OK;
-    const size_t n = item->getLength();
+    size_t n = 0;
+    if (!first_fragment(pix, xfer, &p, &n) || n < 4) return FA_OK;
     if (p[0] != 0xff || p[1] != 0xd8) return FA_OK;
     size_t i = 2;
     while (i + 4 <= n) {
@@ -554,15 +562,11 @@ fa_status jpeg_frame_header_check(const char *path, DcmPixelData *pix, E_Transfe
  * each sample, at increasing offsets from 64 inside it. */
 fa_status rle_header_check(const char *path, DcmPixelData *pix, E_TransferSyntax xfer, int spp, int bytes,
                            fa_error *err) {
-    DcmPixelSequence *seq = NULL;
-    DcmPixelItem *item = NULL;
     Uint8 *p = NULL;
-    if (pix->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq || seq->card() < 2 ||
-        seq->getItem(item, 1).bad() || !item)
-        return fa_error_set(err, FA_ERR_FORMAT, "%s: RLE pixel data without a fragment", path);
-    const unsigned long n = item->getLength();
-    if (n < 64 || item->getUint8Array(p).bad() || !p)
-        return fa_error_set(err, FA_ERR_FORMAT, "%s: RLE fragment of %lu bytes has no 64-byte header", path, n);
+    size_t n = 0;
+    if (!first_fragment(pix, xfer, &p, &n) || n < 64)
+        return fa_error_set(err, FA_ERR_FORMAT, "%s: RLE pixel data without a fragment holding a 64-byte header",
+                            path);
     const uint32_t segments = le32(p);
     if (segments < 1 || segments > 15 || segments != (uint32_t)(spp * bytes))
         return fa_error_set(err, FA_ERR_FORMAT, "%s: RLE header has %lu segments, the image needs %d", path,
@@ -572,7 +576,7 @@ fa_status rle_header_check(const char *path, DcmPixelData *pix, E_TransferSyntax
         uint32_t off = le32(p + 4 + 4 * i);
         if (off <= prev || off >= n)
             return fa_error_set(err, FA_ERR_FORMAT,
-                                "%s: RLE segment %lu starts at %lu, outside its fragment (64..%lu, increasing)", path,
+                                "%s: RLE segment %lu starts at %lu, outside its fragment (64..%zu, increasing)", path,
                                 (unsigned long)i + 1, (unsigned long)off, n - 1);
         prev = off;
     }
