@@ -197,18 +197,25 @@ static dnnl_status_t prim_finish(bk_prim *pr) {
     return dnnl_success;
 }
 
-static dnnl_status_t prim_op(bk_prim *pr, bk_ctx *c, const void *desc, int sum,
-                             const_dnnl_primitive_desc_t hint) {
-    dnnl_primitive_attr_t attr;
-    dnnl_status_t st = attr_make(&attr, sum);
-    if (st != dnnl_success) return st;
-    st = dnnl_primitive_desc_create(&pr->pd, desc, attr, c->eng, hint);
+/* Creates pr's primitive descriptor from desc with attr (which it takes
+ * over and destroys), then the primitive. */
+static dnnl_status_t prim_create(bk_prim *pr, bk_ctx *c, const void *desc, dnnl_primitive_attr_t attr,
+                                 const_dnnl_primitive_desc_t hint) {
+    dnnl_status_t st = dnnl_primitive_desc_create(&pr->pd, desc, attr, c->eng, hint);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
         pr->pd = NULL;
         return st;
     }
     return prim_finish(pr);
+}
+
+static dnnl_status_t prim_op(bk_prim *pr, bk_ctx *c, const void *desc, int sum,
+                             const_dnnl_primitive_desc_t hint) {
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t st = attr_make(&attr, sum);
+    if (st != dnnl_success) return st;
+    return prim_create(pr, c, desc, attr, hint);
 }
 
 /* Inference convolution post-ops, in the order applied to the accumulator:
@@ -239,13 +246,7 @@ static dnnl_status_t prim_conv(bk_prim *pr, bk_ctx *c, const void *desc,
     dnnl_primitive_attr_t attr;
     dnnl_status_t st = attr_conv(&attr, bn_md, sum, relu);
     if (st != dnnl_success) return st;
-    st = dnnl_primitive_desc_create(&pr->pd, desc, attr, c->eng, NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) {
-        pr->pd = NULL;
-        return st;
-    }
-    return prim_finish(pr);
+    return prim_create(pr, c, desc, attr, NULL);
 }
 
 static dnnl_status_t prim_reorder(bk_prim *pr, bk_ctx *c, const dnnl_memory_desc_t *src,
