@@ -7,16 +7,8 @@
 #     aborts the job with a message naming the collective.
 set -euo pipefail
 : "${FREEAIR_BIN:?}" "${REF_PYTHON:?}" "${FREEAIR_ROOT:?}"
-command -v mpirun >/dev/null || { echo "FAIL: mpirun not found (Debian package openmpi-bin)"; exit 1; }
-# Under `make check`: Open MPI's plugins (dlopen'ed, closed at MPI_Finalize)
-# leave allocations that LeakSanitizer cannot even name; ranks run with leak
-# detection off (every other ASan/UBSan check stays on). The one-process runs
-# here keep it.
-mpi_env=()
-if [ "${FREEAIR_SANITIZE:-0}" = 1 ]; then
-  mpi_env=(-x "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
-fi
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive FREEAIR_DIST_RANK_LOGS=1
+source "$FREEAIR_ROOT/tests/ref/mpi_lib.sh"
+export FREEAIR_DIST_RANK_LOGS=1
 tmp=$(mktemp -d)
 mpid=
 cleanup() { [ -n "$mpid" ] && kill -9 "$mpid" 2>/dev/null || true; rm -rf "$tmp"; }

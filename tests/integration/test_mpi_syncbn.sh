@@ -17,13 +17,7 @@
 #     micro-batches on every rank is refused, naming the key (no hang).
 set -euo pipefail
 : "${FREEAIR_BIN:?}" "${REF_PYTHON:?}" "${FREEAIR_ROOT:?}"
-command -v mpirun >/dev/null || { echo "FAIL: mpirun not found (Debian package openmpi-bin)"; exit 1; }
-# see test_mpi_train.sh: leak detection off in the ranks under `make check`
-mpi_env=()
-if [ "${FREEAIR_SANITIZE:-0}" = 1 ]; then
-  mpi_env=(-x "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
-fi
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+source "$FREEAIR_ROOT/tests/ref/mpi_lib.sh"
 export FREEAIR_DIST_TIMEOUT=120
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -44,16 +38,9 @@ threads = 1
 seed = 3
 CONF
 cmp() { "$REF_PYTHON" - "$@" <<'PY'
-import json, struct, sys
-def load(p):
-    d = open(p, "rb").read(); n = struct.unpack("<Q", d[:8])[0]
-    h = json.loads(d[8:8 + n]); m = h.pop("__metadata__")
-    out = {}
-    for k, t in h.items():
-        b = d[8 + n + t["data_offsets"][0]:8 + n + t["data_offsets"][1]]
-        fmt = {"F32": "f", "I64": "q"}[t["dtype"]]
-        out[k] = struct.unpack("<%d%s" % (len(b) // struct.calcsize(fmt), fmt), b)
-    return out, m
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["FREEAIR_ROOT"], "tests", "ref"))
+from safetensors_load import load
 mode, pa, pb = sys.argv[1], sys.argv[2], sys.argv[3]
 a, ma = load(pa); b, mb = load(pb)
 assert a.keys() == b.keys(), set(a) ^ set(b)
