@@ -66,7 +66,7 @@ typedef struct demo_run {
     demo_opts o;
     int n_arch;
     char arch[DEMO_MAX_ARCHS][64];
-    int bf16[DEMO_MAX_ARCHS]; /* per architecture, see arch_bf16 */
+    int bf16;                 /* see demo_bf16 */
     int stage, n_stages;
     double stage_t0;
     char cohort[DEMO_PATH_MAX], work[DEMO_PATH_MAX], logs[DEMO_PATH_MAX], study[DEMO_PATH_MAX];
@@ -105,8 +105,7 @@ static void demo_usage(FILE *f) {
             "  --epochs N         training epochs per architecture\n"
             "  --archs LIST       architectures (%s)\n"
             "  --size PX          square input size\n"
-            "  --precision P      fp32 or bf16 (default: bf16 when the CPU runs it natively,\n"
-            "                     except ResNeXt: fp32, faster here)\n"
+            "  --precision P      fp32 or bf16 (default: bf16 when the CPU runs it natively)\n"
             "  --lr X             base learning rate\n"
             "  --threads N        threads for every stage (default: all cores)\n"
             "  --seed N           seed of the cohort, split, training and bootstrap (default 1)\n"
@@ -368,7 +367,7 @@ static void train_config_text(const demo_run *r, int a, char *dst, size_t cap, s
                      "operating_point = youden\n",
                      arch, r->o.full ? "the study's full" : "fast demo", arch, r->o.full ? 0 : r->o.size, pretrained,
                      r->o.lr, r->o.full ? 0.0 : 1e-4, step, warmup, r->o.full ? 256 : 16,
-                     r->o.full ? (big ? 8 : 16) : 16, r->bf16[a] ? "bf16" : "fp32",
+                     r->o.full ? (big ? 8 : 16) : 16, r->bf16 ? "bf16" : "fp32",
                      r->o.seed, r->split, r->cache, r->train_dir[a]);
     if (n < 0 || (size_t)n >= cap) n = (int)cap - 1;
     *identity_len = (size_t)n;
@@ -396,7 +395,7 @@ static fa_status stage_train(demo_run *r, int a, fa_error *err) {
     snprintf(name, sizeof name, "train-%s", r->arch[a]);
     train_config_text(r, a, text, sizeof text, &id_len);
     snprintf(what, sizeof what, "%s, %d epoch(s) at %d px, %s%s", r->arch[a], r->o.epochs,
-             r->o.full ? model_default_size(r->arch[a]) : r->o.size, r->bf16[a] ? "bf16" : "fp32",
+             r->o.full ? model_default_size(r->arch[a]) : r->o.size, r->bf16 ? "bf16" : "fp32",
              r->o.pretrained_dir ? ", from ImageNet weights" : ", random initialisation");
     char best_rel[DEMO_PATH_MAX];
     snprintf(best_rel, sizeof best_rel, "train/%s/best.safetensors", r->arch[a]);
@@ -512,7 +511,7 @@ static fa_status write_cohort_json(demo_run *r, fa_error *err) {
     char archs[512] = "";
     for (int a = 0; a < r->n_arch; a++) {
         size_t n = strlen(archs);
-        snprintf(archs + n, sizeof archs - n, "%s%s (%s)", a ? ", " : "", r->arch[a], r->bf16[a] ? "bf16" : "fp32");
+        snprintf(archs + n, sizeof archs - n, "%s%s (%s)", a ? ", " : "", r->arch[a], r->bf16 ? "bf16" : "fp32");
     }
     demo_out o;
     if ((st = demo_out_open(&o, path, err)) != FA_OK) return st;
@@ -808,13 +807,14 @@ static int parse_args(int argc, char **argv, demo_opts *o) {
     return -1;
 }
 
-/* bf16 where the CPU runs it natively - except ResNeXt, whose grouped
- * convolutions train about 8x slower in bf16 than in fp32 with oneDNN 2.6
- * here (freeair bench, batch 8, 224 px, idle: 4.6 vs 0.54 s/image) - unless
- * --precision says otherwise. */
-static int arch_bf16(const demo_opts *o, const char *arch) {
+/* bf16 where the CPU runs it natively, unless --precision says otherwise.
+ * Every architecture trains faster in bf16 here, ResNeXt's grouped
+ * convolutions included since their weight gradients use an fp32 kernel
+ * (freeair bench, batch 16, 224 px, idle: 303 vs 524 ms/image for
+ * resnext101_32x8d; docs/performance.md). */
+static int demo_bf16(const demo_opts *o) {
     if (o->precision >= 0) return o->precision;
-    return exec_bf16_supported() && strncmp(arch, "resnext", 7) != 0;
+    return exec_bf16_supported();
 }
 
 static fa_status setup(demo_run *r, fa_error *err) {
@@ -846,7 +846,7 @@ static fa_status setup(demo_run *r, fa_error *err) {
                 return fa_error_set(err, FA_ERR_NOT_FOUND, "%s: no ImageNet weights for %s", p, r->arch[a]);
         }
     }
-    for (int a = 0; a < r->n_arch; a++) r->bf16[a] = arch_bf16(&r->o, r->arch[a]);
+    r->bf16 = demo_bf16(&r->o);
     /* folders: absolute, so that manifests and configs work from anywhere */
     fa_status st = demo_mkdirs(r->o.out, err);
     if (st != FA_OK) return st;

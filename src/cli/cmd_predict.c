@@ -205,7 +205,9 @@ int cmd_predict(int argc, char **argv) {
     int batch = a.batch < n_images ? a.batch : n_images;
     exec_options eo = {batch, a.precision, 0, 0, 0};
     fa_exec *e = NULL;
-    if (exec_create(&e, g, &eo, &err)) {
+    /* weights are fixed once loaded: convert them once (weight cache) */
+    if (exec_create(&e, g, &eo, &err) || exec_set_weight_cache(e, 1, &err)) {
+        exec_free(e);
         graph_free(g);
         return cli_fail("predict", &err);
     }

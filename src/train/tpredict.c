@@ -37,6 +37,10 @@ fa_status tpredict_open(tpredict_model **out, const char *checkpoint, int batch,
     if (st == FA_OK) {
         exec_options eo = {batch, precision, 0, 0, 0};
         st = exec_create(&m->e, m->g, &eo, err);
+        /* The weights never change after loading: convert them to oneDNN's
+         * layout once, not at every forward (the triage service's batch-1
+         * latency is dominated by that conversion otherwise). */
+        if (st == FA_OK) st = exec_set_weight_cache(m->e, 1, err);
     }
     m->batch = batch;
     m->sample = (size_t)3 * (size_t)m->info.image_size * (size_t)m->info.image_size;
