@@ -810,7 +810,7 @@ static int parse_args(int argc, char **argv, demo_opts *o) {
 /* bf16 where the CPU runs it natively, unless --precision says otherwise.
  * Every architecture trains faster in bf16 here, ResNeXt's grouped
  * convolutions included since their weight gradients use an fp32 kernel
- * (freeair bench, batch 16, 224 px, idle: 303 vs 524 ms/image for
+ * (bench/run.sh engine-full, batch 16, 224 px, quiet: 274 vs 510 ms/image for
  * resnext101_32x8d; docs/performance.md). */
 static int demo_bf16(const demo_opts *o) {
     if (o->precision >= 0) return o->precision;
