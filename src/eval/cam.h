@@ -159,7 +159,9 @@ fa_status cam_find_layer(const fa_graph *g, const char *name, const char *what, 
 fa_status cam_model_open(cam_model **out, const char *checkpoint, const char *layer, fa_error *err);
 
 /* Same from a graph already built and loaded (ownership of g passes to the
- * model, also on failure); used by tests and by callers that built it. */
+ * model, also on failure); used by tests and by callers that built it. The
+ * executor keeps converted weights (exec_set_weight_cache): the graph's
+ * parameters must not change afterwards. */
 fa_status cam_model_from_graph(cam_model **out, fa_graph *g, const char *arch, int image_size, const char *layer,
                                fa_error *err);
 void cam_model_close(cam_model *m);

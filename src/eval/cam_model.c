@@ -114,6 +114,8 @@ fa_status cam_model_from_graph(cam_model **out, fa_graph *g, const char *arch, i
         graph_value_shape(g, m->v, &m->c, &m->h, &m->w);
         exec_options eo = {1, FA_PRECISION_FP32, 0, 1, 0};
         st = exec_create(&m->e, g, &eo, err);
+        /* the weights are fixed once loaded: convert them once */
+        if (st == FA_OK) st = exec_set_weight_cache(m->e, 1, err);
     }
     if (st == FA_OK) st = exec_keep_value(m->e, m->v, err);
     if (st == FA_OK) st = exec_keep_value_grad(m->e, m->v, err);
