@@ -30,7 +30,7 @@ CONF
 
 # start a 2-rank run in the background; wait until `step` is logged
 start_run() { # OUT STEP
-  timeout 150 mpirun --oversubscribe --allow-run-as-root "${mpi_env[@]}" -np 2 "$FREEAIR_BIN" train --config "$tmp/run.conf" \
+  timeout 150 "${mpi_launch[@]}" "$FREEAIR_BIN" train --config "$tmp/run.conf" \
     --out "$1" --quiet >"$1.out" 2>"$1.err" &
   mpid=$!
   for _ in $(seq 1 1200); do

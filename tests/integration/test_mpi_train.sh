@@ -19,7 +19,7 @@ source "$FREEAIR_ROOT/tests/ref/mpi_lib.sh"
 export FREEAIR_DIST_TIMEOUT=120
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-MPI=(timeout 300 mpirun --oversubscribe --allow-run-as-root "${mpi_env[@]}" -np 2)
+MPI=(timeout 300 "${mpi_launch[@]}")
 
 "$REF_PYTHON" "$FREEAIR_ROOT/tests/ref/train_tiny_data.py" "$tmp/data" --train 24 --val 8 --size 36 --seed 4 >/dev/null
 cat >"$tmp/run.conf" <<CONF
