@@ -1010,10 +1010,11 @@ static dnnl_status_t bn_create(bk_node *n, const bk_node_desc *d) {
     return st;
 }
 
-static dnnl_status_t bn_forward(bk_node *n, const bk_io *io) {
-    size_t C = (size_t)n->out_c;
-    float *mean = n->training ? (float *)io->buf[n->b_stats] : io->running_mean;
-    float *var = n->training ? (float *)io->buf[n->b_stats] + C : io->running_var;
+/* Run a batch-norm primitive (pr: n->fwd, or n->fwd_g for synchronised BN)
+ * on x (io->in[0]) with the given statistics, scale and shift; with the
+ * fused ReLU's workspace where the node has one. */
+static dnnl_status_t bn_run(bk_node *n, const bk_io *io, const bk_prim *pr, const float *mean, const float *var,
+                            const float *scale, const float *shift, void *dst) {
     dnnl_memory_desc_t cmd;
     dnnl_dims_t cd = {n->out_c};
     dnnl_status_t st = dnnl_memory_desc_init_by_tag(&cmd, 1, cd, dnnl_f32, dnnl_a);
@@ -1021,13 +1022,20 @@ static dnnl_status_t bn_forward(bk_node *n, const bk_io *io) {
     bk_run r;
     run_init(&r, n->c);
     run_arg(&r, DNNL_ARG_SRC, &n->in_md[0], io->in[0]);
-    run_arg(&r, DNNL_ARG_DST, &n->out.md, io->out);
-    run_arg(&r, DNNL_ARG_SCALE, &cmd, io->weight);
-    run_arg(&r, DNNL_ARG_SHIFT, &cmd, io->bias);
+    run_arg(&r, DNNL_ARG_DST, &n->out.md, dst);
+    run_arg(&r, DNNL_ARG_SCALE, &cmd, scale);
+    run_arg(&r, DNNL_ARG_SHIFT, &cmd, shift);
     run_arg(&r, DNNL_ARG_MEAN, &cmd, mean);
     run_arg(&r, DNNL_ARG_VARIANCE, &cmd, var);
     if (n->b_bnws >= 0) run_arg(&r, DNNL_ARG_WORKSPACE, &n->bnws_md, io->buf[n->b_bnws]);
-    st = run_exec(&r, &n->fwd, io->scratchpad);
+    return run_exec(&r, pr, io->scratchpad);
+}
+
+static dnnl_status_t bn_forward(bk_node *n, const bk_io *io) {
+    size_t C = (size_t)n->out_c;
+    float *mean = n->training ? (float *)io->buf[n->b_stats] : io->running_mean;
+    float *var = n->training ? (float *)io->buf[n->b_stats] + C : io->running_var;
+    dnnl_status_t st = bn_run(n, io, &n->fwd, mean, var, io->weight, io->bias, io->out);
     if (st != dnnl_success || !n->training) return st;
     /* PyTorch: normalise with the biased batch variance (done by oneDNN),
      * track the unbiased one; the update is computed in double as ATen's
@@ -1116,48 +1124,17 @@ static dnnl_status_t bn_sync_create(bk_node *n) {
     return dnnl_success;
 }
 
-/* Normalise x (io->in[0]) with the given statistics, scale and shift. */
-static dnnl_status_t bn_sync_apply(bk_node *n, const bk_io *io, const float *mean, const float *var,
-                                   const float *scale, const float *shift, void *dst) {
-    dnnl_memory_desc_t cmd;
-    dnnl_dims_t cd = {n->out_c};
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&cmd, 1, cd, dnnl_f32, dnnl_a);
-    if (st != dnnl_success) return st;
-    bk_run r;
-    run_init(&r, n->c);
-    run_arg(&r, DNNL_ARG_SRC, &n->in_md[0], io->in[0]);
-    run_arg(&r, DNNL_ARG_DST, &n->out.md, dst);
-    run_arg(&r, DNNL_ARG_SCALE, &cmd, scale);
-    run_arg(&r, DNNL_ARG_SHIFT, &cmd, shift);
-    run_arg(&r, DNNL_ARG_MEAN, &cmd, mean);
-    run_arg(&r, DNNL_ARG_VARIANCE, &cmd, var);
-    return run_exec(&r, &n->fwd_g, io->scratchpad);
-}
-
 static fa_status bn_sync_forward(bk_node *n, const bk_io *io, fa_error *err) {
     size_t C = (size_t)n->out_c;
     float *mean = io->buf[n->b_stats], *var = mean + C;
-    dnnl_memory_desc_t cmd;
-    dnnl_dims_t cd = {n->out_c};
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&cmd, 1, cd, dnnl_f32, dnnl_a);
-    if (st == dnnl_success) {
-        bk_run r;
-        run_init(&r, n->c);
-        run_arg(&r, DNNL_ARG_SRC, &n->in_md[0], io->in[0]);
-        run_arg(&r, DNNL_ARG_DST, &n->out.md, io->out);
-        run_arg(&r, DNNL_ARG_SCALE, &cmd, io->weight);
-        run_arg(&r, DNNL_ARG_SHIFT, &cmd, io->bias);
-        run_arg(&r, DNNL_ARG_MEAN, &cmd, mean);
-        run_arg(&r, DNNL_ARG_VARIANCE, &cmd, var);
-        st = run_exec(&r, &n->fwd, io->scratchpad);
-    }
+    dnnl_status_t st = bn_run(n, io, &n->fwd, mean, var, io->weight, io->bias, io->out);
     if (st != dnnl_success) return bk_fail(err, n->label, "forward (local statistics)", st);
     double count = (double)n->batch * n->out_h * n->out_w;
     fa_status fs = io->bn_sync->stats(io->bn_sync->ctx, n->out_c, &count, mean, var, err);
     if (fs != FA_OK) return fa_error_prefix(err, "%s: synchronised batch norm", n->label);
     if (!(count > 1))
         return fa_error_set(err, FA_ERR_INTERNAL, "%s: synchronised batch norm over %.0f values", n->label, count);
-    st = bn_sync_apply(n, io, mean, var, io->weight, io->bias, io->out);
+    st = bn_run(n, io, &n->fwd_g, mean, var, io->weight, io->bias, io->out);
     if (st != dnnl_success) return bk_fail(err, n->label, "forward (global statistics)", st);
     n->sync_count = count;
     /* as bn_forward, with the global count (torch.nn.SyncBatchNorm) */
@@ -1209,7 +1186,7 @@ static fa_status bn_sync_backward(bk_node *n, const bk_io *io, fa_error *err) {
         shift[c] = (float)(-g * sums[C + c] / n->sync_count);
     }
     void *corr = io->buf[n->b_corr];
-    st = bn_sync_apply(n, io, mean, var, scale, shift, corr);
+    st = bn_run(n, io, &n->fwd_g, mean, var, scale, shift, corr);
     if (st == dnnl_success) st = run_reorder(n->c, &n->corr_r, &n->out.md, corr, &n->d0.from, dsrc, io->scratchpad);
     if (st == dnnl_success) st = deliver_finish(n, &n->d0, io, 0, dsrc);
     return st == dnnl_success ? FA_OK : bk_fail(err, n->label, "backward (gradient correction)", st);
